@@ -1,0 +1,46 @@
+"""Executable transcription of the lecture "Initialization, Optimization, and Regularization".
+
+NumPy only, float64. :mod:`spec.printed` holds eqs. (1)-(20) as printed, :mod:`spec.corrected`
+the forms of the cited sources, :mod:`spec.errata` the differences, :mod:`spec.algorithms` whole
+optimizer steps and :mod:`spec.unnumbered` the unnumbered techniques (dropout, input noise,
+augmentation, early stopping). ``SPEC_IDS`` lists every id a test of the library must cover.
+"""
+
+from spec import algorithms, corrected, errata, printed, unnumbered
+
+EQUATIONS = {
+    "eq01": (printed.eq01_glorot_uniform_bound, printed.eq01_glorot_uniform),
+    "eq02": (printed.eq02_he_uniform_bound, printed.eq02_he_uniform),
+    "eq03": (printed.eq03_truncated_normal_std, printed.eq03_truncated_normal),
+    "eq04": (printed.eq04_minibatch_gradient,),
+    "eq05": (printed.eq05_sgd_update,),
+    "eq06": (printed.eq06_linear_decay,),
+    "eq07": (printed.eq07_minibatch_gradient,),
+    "eq08": (printed.eq08_momentum_velocity,),
+    "eq09": (printed.eq09_momentum_update,),
+    "eq10": (printed.eq10_minibatch_gradient,),
+    "eq11": (printed.eq11_rmsprop_accumulator,),
+    "eq12": (printed.eq12_rmsprop_update,),
+    "eq13": (printed.eq13_minibatch_gradient,),
+    "eq14": (printed.eq14_adam_first_moment,),
+    "eq15": (printed.eq15_adam_second_moment,),
+    "eq16": (printed.eq16_adam_first_moment_hat,),
+    "eq17": (printed.eq17_adam_second_moment_hat,),
+    "eq18": (printed.eq18_adam_update,),
+    "eq19": (printed.eq19_weight_norm_penalty,),
+    "eq20": (printed.eq20_batchnorm_normalize, printed.eq20_batchnorm_affine),
+}
+
+UNNUMBERED = {
+    "dropout": (unnumbered.dropout_srivastava, unnumbered.dropout_inverted),
+    "input_noise": (unnumbered.input_noise,),
+    "random_crop": (unnumbered.random_crop,),
+    "random_flip": (unnumbered.random_flip_left_right,),
+    "random_rotation": (unnumbered.random_rotation_bilinear,),
+    "early_stopping": (unnumbered.early_stopping,),
+}
+
+SPEC_IDS = tuple(EQUATIONS) + tuple(UNNUMBERED)
+
+__all__ = ["EQUATIONS", "UNNUMBERED", "SPEC_IDS", "algorithms", "corrected", "errata", "printed",
+           "unnumbered"]

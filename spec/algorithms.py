@@ -1,0 +1,113 @@
+"""Multi-step rules: one optimizer step, built only from equation functions.
+
+``printed_*`` chain the lecture's equations as printed (:mod:`spec.printed`) and take the
+per-example gradients, as the lecture's eqs. (4), (7), (10), (13) do. ``alg_*`` chain the
+corrected forms (:mod:`spec.corrected`), follow the GBC16 algorithm they are named after, and take
+the minibatch gradient ``g`` (``spec.corrected.minibatch_gradient`` of the per-example gradients).
+
+Each returns the new parameters followed by the new state, in the order of its arguments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spec import corrected as C
+from spec import printed as P
+
+# ---- the lecture, as printed ----------------------------------------------------------------
+
+
+def printed_sgd_step(theta, per_example_grads, eps):
+    """Eqs. (4)-(5)."""
+    g = P.eq04_minibatch_gradient(per_example_grads)
+    return P.eq05_sgd_update(theta, g, eps)
+
+
+def printed_momentum_step(theta, v, per_example_grads, eps, alpha):
+    """Eqs. (7)-(9), as printed (theta - v). Returns (theta, v)."""
+    g = P.eq07_minibatch_gradient(per_example_grads)
+    v = P.eq08_momentum_velocity(v, g, alpha, eps)
+    return P.eq09_momentum_update(theta, v), v
+
+
+def printed_rmsprop_step(theta, r, per_example_grads, eps, delta):
+    """Eqs. (10)-(12), as printed. Returns (theta, r)."""
+    g = P.eq10_minibatch_gradient(per_example_grads)
+    r = P.eq11_rmsprop_accumulator(r, g)
+    return P.eq12_rmsprop_update(theta, g, r, eps, delta), r
+
+
+def printed_adam_step(theta, s, r, per_example_grads, eps, rho1, rho2, delta):
+    """Eqs. (13)-(18), as printed. Returns (theta, s, r)."""
+    g = P.eq13_minibatch_gradient(per_example_grads)
+    s = P.eq14_adam_first_moment(s, g, rho1)
+    r = P.eq15_adam_second_moment(r, g, rho2)
+    s_hat = P.eq16_adam_first_moment_hat(s, rho1)
+    r_hat = P.eq17_adam_second_moment_hat(r, rho2)
+    return P.eq18_adam_update(theta, s_hat, r_hat, g, eps, delta), s, r
+
+
+# ---- corrected: GBC16 chapter 8 ------------------------------------------------------------
+
+
+def alg_sgd_step(theta, g, eps):
+    """GBC16 Alg. 8.1 (corrected eqs. 4-5)."""
+    return C.eq05_sgd_update(theta, g, eps)
+
+
+def alg_momentum_step(theta, v, g, eps, alpha):
+    """GBC16 Alg. 8.2 (corrected eqs. 7-9), v_{-1} = 0. Returns (theta, v)."""
+    v = C.eq08_momentum_velocity(v, g, alpha, eps)
+    return C.eq09_momentum_update(theta, v), v
+
+
+def alg_nesterov_step(theta, v, grad_fn, eps, alpha):
+    """GBC16 Alg. 8.3: the gradient is taken at the interim point theta + alpha v. Returns (theta, v)."""
+    g = grad_fn(C.eq09_momentum_update(theta, np.float64(alpha) * np.asarray(v, np.float64)))
+    v = C.eq08_momentum_velocity(v, g, alpha, eps)
+    return C.eq09_momentum_update(theta, v), v
+
+
+def alg_nesterov_step_lookahead(phi, v, g, eps, alpha):
+    """Alg. 8.3 after the change of variables phi = theta + alpha v (Bengio et al. 2013, eq. 7).
+
+    ``g`` is the gradient at ``phi``; then v <- alpha v - eps g, phi <- phi + alpha v - eps g.
+    This is the form Keras and PyTorch implement; it visits the interim points of Alg. 8.3.
+    Returns (phi, v).
+    """
+    v = C.eq08_momentum_velocity(v, g, alpha, eps)
+    return C.eq09_momentum_update(phi, C.eq08_momentum_velocity(v, g, alpha, eps)), v
+
+
+def alg_adagrad_step(theta, r, g, eps, delta):
+    """GBC16 Alg. 8.4 (what the lecture's RMSprop slide prints, with its square root). Returns (theta, r)."""
+    r = C.adagrad_accumulator(r, g)
+    return C.adagrad_update(theta, g, r, eps, delta), r
+
+
+def alg_rmsprop_step(theta, r, g, eps, rho, delta):
+    """GBC16 Alg. 8.5 (corrected eqs. 10-12). Returns (theta, r)."""
+    r = C.eq11_rmsprop_accumulator(r, g, rho)
+    return C.eq12_rmsprop_update(theta, g, r, eps, delta), r
+
+
+def alg_rmsprop_nesterov_step(theta, r, v, grad_fn, eps, rho, alpha):
+    """GBC16 Alg. 8.6: RMSProp with Nesterov momentum (the box has no delta). Returns (theta, r, v)."""
+    g = grad_fn(C.eq09_momentum_update(theta, np.float64(alpha) * np.asarray(v, np.float64)))
+    r = C.eq11_rmsprop_accumulator(r, g, rho)
+    v = np.float64(alpha) * np.asarray(v, np.float64) - np.float64(eps) / np.sqrt(r) * np.asarray(g, np.float64)
+    return C.eq09_momentum_update(theta, v), r, v
+
+
+def alg_adam_step(theta, s, r, t, g, eps=1e-3, rho1=0.9, rho2=0.999, delta=1e-8):
+    """GBC16 Alg. 8.7 = Kingma & Ba Alg. 1 (corrected eqs. 13-18). ``t`` counts steps taken so far.
+
+    Returns (theta, s, r, t + 1).
+    """
+    t = t + 1
+    s = C.eq14_adam_first_moment(s, g, rho1)
+    r = C.eq15_adam_second_moment(r, g, rho2)
+    s_hat = C.eq16_adam_first_moment_hat(s, rho1, t)
+    r_hat = C.eq17_adam_second_moment_hat(r, rho2, t)
+    return C.eq18_adam_update(theta, s_hat, r_hat, eps, delta), s, r, t

@@ -1,0 +1,23 @@
+"""Test configuration: Keras backend and Hypothesis profiles.
+
+Profiles (select with HYPOTHESIS_PROFILE; CI=true selects ``ci``):
+  dev       fast local iteration (25 examples, random, with the example database);
+  ci        what CI runs: derandomized, no database, no deadline, 100 examples per property;
+  thorough  1000 examples per property, for a long local run.
+This file imports neither TensorFlow nor Keras, so the spec tests run without them (tox -e spec).
+"""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("dev", max_examples=25, **_common)
+settings.register_profile("ci", max_examples=100, derandomize=True, database=None, print_blob=True, **_common)
+settings.register_profile("thorough", max_examples=1000, **_common)
+
+_default = "ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev"
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))
