@@ -5,7 +5,9 @@ fan_in = in * prod(spatial)); ``layout="torch"`` reads PyTorch's ``(out, in, *sp
 
 Seeds: an integer seed reproduces exactly; ``seed=None`` draws a fresh seed on every call, so an
 unseeded instance gives different values each call (Keras' unseeded built-ins repeat themselves).
-The configured seed (``None`` included) survives serialization.
+The configured seed (``None`` included) survives serialization. The fresh seed is a Python int
+drawn when the initializer is called, so inside one traced ``tf.function`` an unseeded instance is
+fixed at trace time (layers build eagerly, where every call differs).
 """
 
 from __future__ import annotations
