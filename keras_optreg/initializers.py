@@ -7,7 +7,8 @@ Seeds: an integer seed reproduces exactly; ``seed=None`` draws a fresh seed on e
 unseeded instance gives different values each call (Keras' unseeded built-ins repeat themselves).
 The configured seed (``None`` included) survives serialization. The fresh seed is a Python int
 drawn when the initializer is called, so inside one traced ``tf.function`` an unseeded instance is
-fixed at trace time (layers build eagerly, where every call differs).
+fixed at trace time (layers build eagerly, where every call differs). Under ``jit_compile=True`` a fixed seed
+reproduces, but XLA's stateless RNG gives other values than the eager kernel for the same seed.
 """
 
 from __future__ import annotations

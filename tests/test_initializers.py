@@ -176,12 +176,16 @@ def test_eq03_truncated_kurtosis_matches_jax_constant():
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_eq01_eq02_eq03_jit_compile(name):
+    # XLA's stateless RNG yields other values than the eager kernel for the same seed (a TF
+    # property), so the compiled draw is checked for reproducibility, support and distribution.
     init = FACTORIES[name](seed=5)
-    fn = tf.function(lambda: init((64, 32)), jit_compile=True)
+    fn = tf.function(lambda: init((256, 128), dtype="float64"), jit_compile=True)
     a, b = np.asarray(fn()), np.asarray(fn())
     np.testing.assert_array_equal(a, b)
-    assert a.shape == (64, 32) and np.all(np.isfinite(a))
-    assert np.abs(a).max() <= _expected(name, 64, 32)[3] * (1 + 1e-6)
+    var, kurt, cdf, bound = _expected(name, 256, 128)
+    assert a.shape == (256, 128) and np.abs(a).max() <= bound * (1 + 1e-12)
+    assert abs(stats.variance_z(a, var, kurt)) < stats.Z_LIMIT
+    assert stats.ks_pvalue(a, cdf) > stats.KS_P_MIN
 
 
 # ---- serialization ---------------------------------------------------------------------------

@@ -144,6 +144,27 @@ def test_eq19_fit_jit_compile_shrinks_weights(cls):
     assert norms[1.0] < 0.5 * norms[0.0]
 
 
+def test_eq19_custom_training_loop_uses_model_losses():
+    model = _model()
+    kr.apply_to_model(model, kr.WeightNorm(0.1))
+    x = tf.constant(np.random.default_rng(1).normal(size=(8, 6, 6, 2)), tf.float32)
+    opt = keras.optimizers.SGD(0.1)
+
+    @tf.function(jit_compile=True)
+    def step():
+        with tf.GradientTape() as tape:
+            penalty = tf.add_n(model.losses)
+        grads = tape.gradient(penalty, model.trainable_weights)
+        opt.apply_gradients(zip(grads, model.trainable_weights, strict=True))
+        return penalty
+
+    model(x)
+    before = float(step())
+    after = float(step())
+    assert np.isfinite(after) and after < before
+    assert all(np.all(np.isfinite(w.numpy())) for w in model.trainable_weights)
+
+
 def test_eq19_keras_file_round_trip(tmp_path):
     model = _model(kernel_regularizer=kr.WeightNorm(0.03), bias_regularizer=kr.Tikhonov(0.2))
     path = tmp_path / "r.keras"
