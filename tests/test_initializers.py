@@ -213,3 +213,6 @@ def test_eq01_eq02_eq03_keras_file_round_trip(tmp_path):
     assert isinstance(dense.bias_initializer, ki.TorchDefaultBias) and dense.bias_initializer.fan_in == 6
     assert dense.bias_initializer.seed == 22
     assert ki.GlorotUniform.from_config(ki.GlorotUniform().get_config()).seed is None
+    loaded.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    hist = loaded.fit(np.ones((4, 8, 8, 3), "float32"), np.zeros((4, 4), "float32"), epochs=1, verbose=0)
+    assert np.isfinite(hist.history["loss"][0])
