@@ -1,0 +1,26 @@
+r"""Regularization math (lecture eq. 19): penalties of one weight object."""
+
+from __future__ import annotations
+
+from keras import ops
+
+
+def safe_norm(w):
+    r""":math:`\lVert W \rVert_F` with gradient exactly 0 (a subgradient) at W = 0, also under XLA.
+
+    Computed as ``where(s > 0, sqrt(where(s > 0, s, 1)), 0)`` with :math:`s = \sum w^2`, so no
+    branch ever evaluates :math:`\sqrt 0`'s infinite derivative.
+    """
+    s = ops.sum(ops.square(w))
+    pos = ops.greater(s, 0.0)
+    return ops.where(pos, ops.sqrt(ops.where(pos, s, ops.ones_like(s))), ops.zeros_like(s))
+
+
+def weight_norm_penalty(w, lam):
+    r"""Eq. (19) as printed, one term: :math:`\lambda \lVert W \rVert_2` (unsquared Frobenius norm)."""
+    return ops.multiply(lam, safe_norm(w))
+
+
+def tikhonov_penalty(w, lam):
+    r"""Corrected eq. (19), one term [GBC16 7.1.1]: :math:`\frac{\lambda}{2} \lVert W \rVert_F^2`."""
+    return ops.multiply(0.5 * lam, ops.sum(ops.square(w)))
