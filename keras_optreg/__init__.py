@@ -6,4 +6,6 @@ package, never imported by it) holds the executable transcription the tests comp
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from keras_optreg import layers  # noqa: E402
+
+__all__ = ["__version__", "layers"]
