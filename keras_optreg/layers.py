@@ -9,6 +9,7 @@ Every layer is the identity (or the documented inference transform) when ``train
 
 from __future__ import annotations
 
+import math
 import random
 
 import keras
@@ -231,7 +232,7 @@ class BatchNormalization(keras.layers.Layer):
         x = ops.cast(inputs, "float32")
         if training and self.trainable:
             static = [inputs.shape[a] for a in self._reduction]
-            if all(d is not None for d in static) and int(ops.prod(static)) == 1:
+            if all(d is not None for d in static) and math.prod(static) == 1:
                 raise ValueError("BatchNormalization in training needs m >= 2 values per statistic "
                                  f"(the batch variance of one value is undefined); input shape {inputs.shape}, "
                                  f"axis={self.axis}. Use a larger batch or call with training=False.")
