@@ -47,3 +47,20 @@ def threshold(probability):
 def bernoulli(state, shape, probability):
     """Boolean draws, True with ``probability``."""
     return bits(state, shape) < tf.constant(threshold(probability), tf.uint32)
+
+
+def uniform(state, shape):
+    """float32 draws on the grid (k + 1/2) 2**-24, k = 0..2**24-1: uniform on (0, 1), never 0 or 1."""
+    top = tf.cast(tf.bitwise.right_shift(bits(state, shape), 8), tf.float32)
+    return (top + 0.5) * (2.0 ** -24)
+
+
+def normal(state, shape):
+    r"""Standard-normal float32 draws by Box-Muller: :math:`z = \sqrt{-2\ln u_1}\cos(2\pi u_2)`.
+
+    Built on :func:`bits`, so eager, ``tf.function`` and XLA give the same draws (TF's stateless
+    normal does not: XLA uses its own bit generator).
+    """
+    shape = tf.convert_to_tensor(shape, tf.int32)
+    u = uniform(state, tf.concat([[2], shape], 0))
+    return tf.sqrt(-2.0 * tf.math.log(u[0])) * tf.cos((2.0 * 3.141592653589793) * u[1])

@@ -137,7 +137,8 @@ class InputNoise(_SeededLayer):
 
     .. math:: \tilde x = x + \sigma z,\qquad z \sim \mathcal N(0, 1)
 
-    Identity at inference. Any finite ``stddev >= 0`` is accepted (no upper bound).
+    z comes from Box-Muller over the counter hash (``keras_optreg._random.normal``), identical eager
+    and under XLA. Identity at inference. Any finite ``stddev >= 0`` is accepted (no upper bound).
     """
 
     def __init__(self, stddev, seed=None, **kwargs):
@@ -147,8 +148,7 @@ class InputNoise(_SeededLayer):
     def call(self, inputs, training=None):
         if not training or self.stddev == 0.0:
             return inputs
-        z = tf.random.stateless_normal(tf.shape(inputs), seed=self._next_state(), dtype=tf.float32,
-                                       alg="philox")
+        z = _random.normal(self._next_state(), tf.shape(inputs))
         return _m.input_noise(inputs, z, self.stddev)
 
     def compute_output_shape(self, input_shape):
