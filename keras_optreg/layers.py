@@ -260,3 +260,99 @@ class BatchNormalization(keras.layers.Layer):
                 "beta_initializer": s(self.beta_initializer), "gamma_initializer": s(self.gamma_initializer),
                 "moving_mean_initializer": s(self.moving_mean_initializer),
                 "moving_variance_initializer": s(self.moving_variance_initializer)}
+
+
+def _image_rank(layer, inputs):
+    if inputs.shape.rank != 4:
+        raise ValueError(f"{type(layer).__name__} expects NHWC images (rank 4); got shape {inputs.shape}")
+
+
+@_register
+class RandomCrop(_SeededLayer):
+    r"""Random crops (lecture: "random crops"): a uniformly placed ``height`` x ``width`` window per image.
+
+    .. math:: y_b = x_b[o^h_b : o^h_b+\text{height},\ o^w_b : o^w_b+\text{width}],\quad
+              o^h_b \sim \mathcal U\{0..H-\text{height}\},\ o^w_b \sim \mathcal U\{0..W-\text{width}\}
+
+    At inference the *centre* crop, offsets :math:`\lfloor (H-\text{height})/2 \rfloor` (Keras
+    resizes instead), so train and test shapes agree. An input smaller than the crop is a ValueError.
+    """
+
+    def __init__(self, height, width, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.height = _validation.positive_int("height", height)
+        self.width = _validation.positive_int("width", width)
+
+    def _check(self, inputs):
+        _image_rank(self, inputs)
+        h, w = inputs.shape[1], inputs.shape[2]
+        if (h is not None and h < self.height) or (w is not None and w < self.width):
+            raise ValueError(f"RandomCrop({self.height}, {self.width}) needs images at least that large; "
+                             f"got shape {inputs.shape}")
+
+    def call(self, inputs, training=None):
+        self._check(inputs)
+        shape = tf.shape(inputs)
+        span_h, span_w = shape[1] - self.height, shape[2] - self.width
+        if training:
+            u = _random.uniform(self._next_state(), tf.stack([2, shape[0]]))
+            oh = tf.minimum(tf.cast(u[0] * tf.cast(span_h + 1, tf.float32), tf.int32), span_h)
+            ow = tf.minimum(tf.cast(u[1] * tf.cast(span_w + 1, tf.float32), tf.int32), span_w)
+        else:
+            oh = tf.fill(shape[:1], span_h // 2)
+            ow = tf.fill(shape[:1], span_w // 2)
+        return _m.random_crop(inputs, self.height, self.width, oh, ow)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.height, self.width, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width}
+
+
+@_register
+class RandomRotation(_SeededLayer):
+    r"""Small random rotations (lecture: "small random rotations"), bilinear, constant fill.
+
+    Angle :math:`\theta_b \sim \mathcal U[-\theta_{max}, \theta_{max}]` per image; output pixel (y, x)
+    samples the input at
+    :math:`(x_s, y_s) = c + R(\theta_b)\,((x, y) - c)` (counter-clockwise as displayed, centre
+    ((H-1)/2, (W-1)/2)) by bilinear interpolation, out-of-image neighbours reading ``fill_value``.
+    Give exactly one of ``max_angle_degrees`` / ``max_angle_radians``. Gather-based: compiles under
+    XLA (Keras' RandomRotation does not). Identity at inference. Same conventions as
+    ``spec.unnumbered.random_rotation_bilinear``.
+    """
+
+    def __init__(self, max_angle_degrees=None, max_angle_radians=None, fill_mode="constant", fill_value=0.0,
+                 interpolation="bilinear", seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        if (max_angle_degrees is None) == (max_angle_radians is None):
+            _validation._fail("max_angle_degrees", max_angle_degrees,
+                              f"given exactly when max_angle_radians is not (max_angle_radians={max_angle_radians!r})")
+        if max_angle_degrees is not None:
+            self.max_angle_degrees = _validation.finite_nonnegative("max_angle_degrees", max_angle_degrees)
+            self.max_angle_radians = None
+            self._max = math.radians(self.max_angle_degrees)
+        else:
+            self.max_angle_radians = _validation.finite_nonnegative("max_angle_radians", max_angle_radians)
+            self.max_angle_degrees = None
+            self._max = self.max_angle_radians
+        self.fill_mode = _validation.one_of("fill_mode", fill_mode, ("constant",))
+        self.interpolation = _validation.one_of("interpolation", interpolation, ("bilinear",))
+        self.fill_value = _validation.real("fill_value", fill_value)
+
+    def call(self, inputs, training=None):
+        _image_rank(self, inputs)
+        if not training or self._max == 0.0:
+            return inputs
+        u = _random.uniform(self._next_state(), tf.shape(inputs)[:1])
+        angles = (2.0 * u - 1.0) * self._max
+        return _m.random_rotation_bilinear(inputs, angles, self.fill_value)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "max_angle_degrees": self.max_angle_degrees,
+                "max_angle_radians": self.max_angle_radians, "fill_mode": self.fill_mode,
+                "fill_value": self.fill_value, "interpolation": self.interpolation}

@@ -70,3 +70,61 @@ def input_noise(x, z, stddev):
     :math:`\tilde x = x + \sigma z`, :math:`z \sim \mathcal N(0, 1)`. Spec: ``spec.unnumbered.input_noise``."""
     x = ops.convert_to_tensor(x)
     return x + ops.cast(stddev, x.dtype) * ops.cast(z, x.dtype)
+
+
+def random_crop(images, height, width, offset_h, offset_w):
+    r"""Lecture: "random crops" (unnumbered). Image b (NHWC) is cut to rows
+    :math:`o^h_b \ldots o^h_b+\text{height}-1` and columns :math:`o^w_b \ldots o^w_b+\text{width}-1`.
+
+    Gather-based (``tf.gather`` with ``batch_dims=1``), so it compiles under XLA with per-image
+    offsets. Spec: ``spec.unnumbered.random_crop``.
+    """
+    import tensorflow as tf
+
+    images = tf.convert_to_tensor(images)
+    rows = tf.cast(offset_h, tf.int32)[:, None] + tf.range(height)[None, :]
+    cols = tf.cast(offset_w, tf.int32)[:, None] + tf.range(width)[None, :]
+    out = tf.gather(images, rows, axis=1, batch_dims=1)
+    return tf.gather(out, cols, axis=2, batch_dims=1)
+
+
+def random_rotation_bilinear(images, angles, fill_value=0.0):
+    r"""Lecture: "small random rotations" (unnumbered). Image b is turned by ``angles[b]`` radians
+    (counter-clockwise as displayed, row 0 on top; centre ((H-1)/2, (W-1)/2)); output pixel (y, x)
+    samples the input at
+
+    .. math:: x_s = c_x + \cos\theta\,(x-c_x) - \sin\theta\,(y-c_y),\quad
+              y_s = c_y + \sin\theta\,(x-c_x) + \cos\theta\,(y-c_y)
+
+    by bilinear interpolation of its four neighbours, a neighbour outside the image reading
+    ``fill_value``. Written with ``tf.gather`` (``batch_dims=1``) so it compiles under XLA (Keras'
+    RandomRotation does not). Spec: ``spec.unnumbered.random_rotation_bilinear`` (same conventions).
+    """
+    import tensorflow as tf
+
+    images = tf.convert_to_tensor(images)
+    dtype = images.dtype
+    shape = tf.shape(images)
+    n, h, w, c = shape[0], shape[1], shape[2], shape[3]
+    hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
+    cy, cx = (hf - 1.0) / 2.0, (wf - 1.0) / 2.0
+    yy, xx = tf.meshgrid(tf.range(hf), tf.range(wf), indexing="ij")
+    theta = tf.cast(angles, tf.float32)[:, None, None]
+    cos, sin = tf.cos(theta), tf.sin(theta)
+    xs = cx + cos * (xx - cx) - sin * (yy - cy)
+    ys = cy + sin * (xx - cx) + cos * (yy - cy)
+    x0, y0 = tf.floor(xs), tf.floor(ys)
+    fx, fy = xs - x0, ys - y0
+    flat = tf.reshape(tf.cast(images, tf.float32), tf.stack([n, h * w, c]))
+    fill = tf.cast(fill_value, tf.float32)
+    acc = tf.zeros(tf.stack([n, h, w, c]), tf.float32)
+    for dy, wy in ((0.0, 1.0 - fy), (1.0, fy)):
+        for dx, wx in ((0.0, 1.0 - fx), (1.0, fx)):
+            yi, xi = tf.cast(y0 + dy, tf.int32), tf.cast(x0 + dx, tf.int32)
+            inside = (yi >= 0) & (yi < h) & (xi >= 0) & (xi < w)
+            idx = tf.clip_by_value(yi, 0, h - 1) * w + tf.clip_by_value(xi, 0, w - 1)
+            vals = tf.reshape(tf.gather(flat, tf.reshape(idx, tf.stack([n, h * w])), batch_dims=1),
+                              tf.stack([n, h, w, c]))
+            vals = tf.where(inside[..., None], vals, fill)
+            acc = acc + (wy * wx)[..., None] * vals
+    return tf.cast(acc, dtype)
