@@ -41,6 +41,9 @@ def fit_runs_under_xla(make_layer, x, y_dim=1):
     y = np.zeros((x.shape[0], y_dim), np.float32)
     hist = model.fit(x, y, epochs=2, batch_size=x.shape[0], verbose=0)
     assert np.all(np.isfinite(hist.history["loss"]))
+    layer = model.layers[1]
+    if hasattr(layer, "rng_state"):  # fit passes training=True: one draw per step, 2 steps
+        assert int(layer.rng_state.numpy()[1]) == 2
     return model
 
 

@@ -91,5 +91,58 @@ def test_bench_layers():
     run()
 
 
+
+def _cnn(lib, rotation):
+    aug = [lib.RandomFlip(seed=0) if lib is L else keras.layers.RandomFlip("horizontal", seed=0)]
+    if rotation:
+        aug.append(L.RandomRotation(max_angle_degrees=18, seed=0) if lib is L
+                   else keras.layers.RandomRotation(0.05, seed=0))
+    body = []
+    for filters in (16, 32, 64):
+        body += [keras.layers.Conv2D(filters, 3, padding="same", use_bias=False), lib.BatchNormalization(),
+                 keras.layers.ReLU(), keras.layers.MaxPooling2D()]
+    drop = L.Dropout(0.5, seed=0) if lib is L else keras.layers.Dropout(0.5, seed=0)
+    model = keras.Sequential([keras.Input((32, 32, 3)), *aug, *body, keras.layers.Flatten(), drop,
+                              keras.layers.Dense(10)])
+    return model
+
+
+def run_cnn(reps=REPS):
+    """Train-step time of the small CNN (flip, rotation, Conv-BN-ReLU x3, Dropout, Adam)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(128, 32, 32, 3)).astype(np.float32)
+    y = rng.integers(0, 10, size=(128,))
+    variants = {}
+    for lib_name, lib in (("keras_optreg", L), ("keras", keras.layers)):
+        for jit in (False, True):
+            model = _cnn(lib, rotation=True)
+            model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          jit_compile=jit)
+            try:
+                model.train_on_batch(x, y), model.train_on_batch(x, y)
+                variants[(lib_name, jit)] = model
+            except Exception as e:  # noqa: BLE001
+                variants[(lib_name, jit)] = f"fails: {type(e).__name__}"
+    times = {k: [] for k, v in variants.items() if not isinstance(v, str)}
+    for _ in range(reps):
+        for k in times:
+            t0 = time.perf_counter()
+            variants[k].train_on_batch(x, y)
+            times[k].append(time.perf_counter() - t0)
+    lines = ["| CNN train step | jit_compile | ms (median) |", "|---|---|---|"]
+    for (lib_name, jit), v in variants.items():
+        cell = v if isinstance(v, str) else f"{statistics.median(times[(lib_name, jit)]) * 1e3:.1f}"
+        effective = "" if isinstance(v, str) or v.jit_compile == jit else f" (Keras fell back to {v.jit_compile})"
+        lines.append(f"| {lib_name} | {jit}{effective} | {cell} |")
+    table = "\n".join(lines)
+    print(f"\nbatch 128x32x32x3, {reps} interleaved reps\n{table}")
+    return table
+
+
+def test_bench_cnn_step():
+    run_cnn()
+
+
 if __name__ == "__main__":
     run()
+    run_cnn()
