@@ -106,6 +106,17 @@ def test_eq20_batch_size_one_is_an_error():
     assert np.all(np.isfinite(y))
 
 
+def test_eq20_dynamic_batch_of_one_leaves_the_moving_variance_unchanged():
+    layer = L.BatchNormalization(momentum=0.5)
+    layer.build((None, 3))
+    fn = tf.function(lambda t: layer(t, training=True), input_signature=[tf.TensorSpec((None, 3), tf.float32)])
+    fn(tf.constant([[1.0, 2.0, 3.0]]))
+    np.testing.assert_array_equal(layer.moving_variance.numpy(), np.ones(3, np.float32))
+    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.5 * np.array([1.0, 2.0, 3.0]), rtol=1e-6)
+    fn(tf.constant([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]))  # m = 2: unbiased variance 2 enters
+    np.testing.assert_allclose(layer.moving_variance.numpy(), [1.5, 0.5, 1.5], rtol=1e-6)
+
+
 def test_eq20_mixed_precision():
     layer = L.BatchNormalization(dtype="mixed_float16")
     x = np.random.default_rng(4).normal(5.0, 2.0, size=(16, 4)).astype(np.float16)

@@ -1,4 +1,7 @@
-r"""The math of the layers in ``keras_optreg.layers``: pure ``keras.ops`` functions, draws as arguments.
+r"""The math of the layers in ``keras_optreg.layers``: pure functions, random draws as arguments.
+
+``keras.ops`` throughout, except ``random_crop`` and ``random_rotation_bilinear``, which use
+``tf.gather(..., batch_dims=1)`` (per-image windows and bilinear taps that compile under XLA).
 
 Each function is checked by Hypothesis against ``spec`` with the same draws (``tests/test_layers_*``).
 """
