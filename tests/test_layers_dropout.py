@@ -132,3 +132,7 @@ def test_dropout_tf_data_map():
 def test_dropout_custom_loop():
     layer = lc.custom_loop_runs(_make, X)
     assert int(layer.rng_state.numpy()[1]) == 3
+
+
+def test_dropout_unseeded_rng_state_round_trips(tmp_path):
+    lc.next_call_survives_reload(tmp_path, lambda: L.Dropout(0.5), X)

@@ -103,3 +103,11 @@ def test_input_noise_deterministic_with_seed():
     first, second = np.asarray(layer(x, training=True)), np.asarray(layer(x, training=True))
     assert not np.array_equal(first, second)
     np.testing.assert_array_equal(np.asarray(L.InputNoise(1.0, seed=3)(x, training=True)), first)
+
+
+def test_random_flip_identity_at_inference():
+    x = np.random.default_rng(2).normal(size=(8, 2, 3, 1)).astype(np.float32)
+    layer = L.RandomFlip(seed=0)
+    for training in (False, None, 0):
+        np.testing.assert_array_equal(np.asarray(layer(x, training=training)), x)
+    assert int(layer.rng_state.numpy()[1]) == 0  # inference draws nothing
