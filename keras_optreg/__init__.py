@@ -4,8 +4,8 @@ Every public component cites the lecture's equation number and its source; ``spe
 package, never imported by it) holds the executable transcription the tests compare against.
 """
 
-from keras_optreg import initializers, regularizers
+from keras_optreg import initializers, layers, regularizers
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "initializers", "regularizers"]
+__all__ = ["__version__", "initializers", "layers", "regularizers"]
