@@ -6,4 +6,8 @@ package, never imported by it) holds the executable transcription the tests comp
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from keras_optreg import functional  # noqa: E402
+from keras_optreg.optimizers import SGD, Adagrad, Adam, RMSprop  # noqa: E402
+from keras_optreg.schedules import LinearDecay  # noqa: E402
+
+__all__ = ["__version__", "SGD", "Adagrad", "RMSprop", "Adam", "LinearDecay", "functional"]
