@@ -12,8 +12,10 @@ from keras_optreg import _validation as V
 class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     r"""Linear decay of the learning rate, lecture eq. (6) (GBC16 sec. 8.3.1, eq. 8.14).
 
-    .. math:: \epsilon_k = \epsilon_0 + \frac{\bar k}{\tau}(\epsilon_\tau - \epsilon_0),
-              \qquad \bar k = \min(\max(k, 0), \tau)
+    .. math:: \epsilon_k = (1 - \alpha)\epsilon_0 + \alpha \epsilon_\tau, \qquad
+              \alpha = \frac{\bar k}{\tau}, \qquad \bar k = \min(\max(k, 0), \tau)
+
+    (computed in this form so that both end points are exact in float32),
 
     constant :math:`\epsilon_\tau` after ``decay_steps`` = :math:`\tau`.
 
@@ -35,8 +37,8 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     def __call__(self, step):
         step = ops.cast(step, "float32")
         tau = float(self.decay_steps)
-        k = ops.clip(step, 0.0, tau)
-        return self.initial_learning_rate + k / tau * (self.final_learning_rate - self.initial_learning_rate)
+        alpha = ops.clip(step, 0.0, tau) / tau
+        return (1.0 - alpha) * self.initial_learning_rate + alpha * self.final_learning_rate
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate,
