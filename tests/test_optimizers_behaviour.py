@@ -245,3 +245,25 @@ def test_nonfinite_raise_under_xla_is_documented_as_propagate():
     opt.build([v])
     tf.function(lambda g: opt.apply([g], [v]), jit_compile=True)(tf.constant([np.nan, 1.0, 1.0], tf.float32))
     assert np.isnan(v.numpy()[0]) and np.isfinite(v.numpy()[1:]).all()
+
+
+def test_keras_machinery_keeps_working_ema_accumulation_loss_scale():
+    x, y = DATA
+    for opt in (keras_optreg.Adam(0.01, use_ema=True), keras_optreg.SGD(0.05, momentum=0.9,
+                                                                          gradient_accumulation_steps=2),
+                keras.optimizers.LossScaleOptimizer(keras_optreg.RMSprop(0.01))):
+        m = _model(opt)
+        h = m.fit(x, y, batch_size=8, epochs=4, shuffle=False, verbose=0)
+        assert h.history["loss"][-1] < h.history["loss"][0], type(opt).__name__
+
+
+def test_gradient_accumulation_matches_one_step_on_the_mean():
+    """With gradient_accumulation_steps=2, two applies equal one step on the mean gradient."""
+    acc = keras_optreg.Adam(0.01, gradient_accumulation_steps=2)
+    one = keras_optreg.Adam(0.01)
+    a, b = keras.Variable(X0[1]), keras.Variable(X0[1])
+    acc.apply([GRADS[0][1]], [a])
+    acc.apply([GRADS[1][1]], [a])
+    one.apply([(GRADS[0][1] + GRADS[1][1]) / 2], [b])
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+    assert not np.allclose(a.numpy(), X0[1])

@@ -1,7 +1,7 @@
 """Step time of ``apply`` for keras_optreg vs the Keras built-ins, same process, interleaved, medians.
 
 Run: ``tox -e bench`` (pytest collects ``bench_*.py``) or directly
-``python tests/benchmarks/bench_optimizers.py --sizes 1e6 1e7 5e7``. BENCH_SIZES (comma
+``python -m tests.benchmarks.bench_optimizers --sizes 1e6 1e7 5e7`` from the repository root. BENCH_SIZES (comma
 separated) sets the sizes under pytest. Memory traffic per parameter and step, float32:
 Adam reads g, theta, s, r and writes theta, s, r (28 bytes); momentum SGD and RMSprop read g,
 theta, one slot and write theta and the slot (20 bytes). Prints a Markdown table.
