@@ -74,6 +74,13 @@ class _Optimizer(keras.optimizers.Optimizer):
             value = ops.where(self._finite, value, variable)
         self.assign(variable, value)
 
+    def _step(self, variable, update):
+        """theta <- theta + update; in place (``assign_add``, the same float sum) unless skipping."""
+        if self._finite is not None:
+            self._put(variable, variable + update)
+        else:
+            self.assign_add(variable, update)
+
     def _lr(self, learning_rate, variable):
         return ops.cast(learning_rate, variable.dtype)
 
@@ -121,7 +128,7 @@ class SGD(_Optimizer):
             self._put(v, v_new)
         else:
             (update,) = M.sgd(g, lr)
-        self._put(variable, variable + update)
+        self._step(variable, update)
 
     def get_config(self):
         config = super().get_config()
@@ -156,7 +163,7 @@ class Adagrad(_Optimizer):
         update, r_new = M.adagrad(ops.cast(gradient, variable.dtype), r, self._lr(learning_rate, variable),
                                   ops.cast(self.epsilon, variable.dtype))
         self._put(r, r_new)
-        self._put(variable, variable + update)
+        self._step(variable, update)
 
     def get_config(self):
         config = super().get_config()
@@ -198,7 +205,7 @@ class RMSprop(_Optimizer):
         update, r_new = M.rmsprop(ops.cast(gradient, dt), r, self._lr(learning_rate, variable),
                                   ops.cast(self.rho, dt), ops.cast(self.epsilon, dt))
         self._put(r, r_new)
-        self._put(variable, variable + update)
+        self._step(variable, update)
 
     def get_config(self):
         config = super().get_config()
@@ -253,7 +260,7 @@ class Adam(_Optimizer):
                                       ops.cast(self.epsilon, dt))
         self._put(s, s_new)
         self._put(r, r_new)
-        self._put(variable, variable + update)
+        self._step(variable, update)
 
     def get_config(self):
         config = super().get_config()

@@ -65,12 +65,17 @@ def adam(g, s, r, t, lr, rho1, rho2, delta):
               \theta \leftarrow \theta - \epsilon \frac{\hat s}{\sqrt{\hat r} + \delta}
 
     ``t`` is the 1-based step number (a float tensor). The bias corrections are folded into two
-    scalars, :math:`\hat s / (\sqrt{\hat r} + \delta) = c_1 s / (c_2 \sqrt{r} + \delta)` with
-    :math:`c_1 = 1/(1-\rho_1^t)`, :math:`c_2 = 1/\sqrt{1-\rho_2^t}`, which is the same number
-    up to float rounding. Returns ``(update, s, r)``.
+    scalars, the same number up to float rounding, with one elementwise pass fewer:
+
+    .. math:: \epsilon \frac{\hat s}{\sqrt{\hat r} + \delta}
+              = \frac{\epsilon \sqrt{1-\rho_2^t}}{1-\rho_1^t} \cdot
+                \frac{s}{\sqrt{r} + \delta \sqrt{1-\rho_2^t}}
+
+    (Keras' Adam is the right-hand side with :math:`\delta\sqrt{1-\rho_2^t}` replaced by a
+    constant :math:`\hat\delta`). Returns ``(update, s, r)``.
     """
     s = rho1 * s + (1.0 - rho1) * g
     r = rho2 * r + (1.0 - rho2) * (g * g)
-    c1 = 1.0 / (1.0 - ops.power(rho1, t))
-    c2 = 1.0 / ops.sqrt(1.0 - ops.power(rho2, t))
-    return ops.negative(lr * c1) * s / (c2 * ops.sqrt(r) + delta), s, r
+    root = ops.sqrt(1.0 - ops.power(rho2, t))
+    step = ops.negative(lr) * root / (1.0 - ops.power(rho1, t))
+    return step * s / (ops.sqrt(r) + delta * root), s, r
