@@ -16,8 +16,6 @@ import spec
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 PENDING = {
-    "eq04", "eq05", "eq06", "eq07", "eq08", "eq09", "eq10", "eq11", "eq12", "eq13",
-    "eq14", "eq15", "eq16", "eq17", "eq18",
     "early_stopping",
 }
 

@@ -1,0 +1,97 @@
+"""Step time of ``apply`` for keras_optreg vs the Keras built-ins, same process, interleaved, medians.
+
+Run: ``tox -e bench`` (pytest collects ``bench_*.py``) or directly
+``python -m tests.benchmarks.bench_optimizers --sizes 1e6 1e7 5e7`` from the repository root. BENCH_SIZES (comma
+separated) sets the sizes under pytest. Memory traffic per parameter and step, float32:
+Adam reads g, theta, s, r and writes theta, s, r (28 bytes); momentum SGD and RMSprop read g,
+theta, one slot and write theta and the slot (20 bytes). Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import keras
+import tensorflow as tf
+
+import keras_optreg
+
+PAIRS = {
+    "SGD(momentum=0.9)": (20, lambda **k: keras_optreg.SGD(0.01, momentum=0.9, **k),
+                          lambda: keras.optimizers.SGD(0.01, momentum=0.9)),
+    "RMSprop": (20, lambda **k: keras_optreg.RMSprop(0.001, **k), lambda: keras.optimizers.RMSprop(0.001)),
+    "Adam": (28, lambda **k: keras_optreg.Adam(0.001, **k), lambda: keras.optimizers.Adam(0.001)),
+}
+
+
+def _stepper(opt, n_params, mode, n_vars=10):
+    size = n_params // n_vars
+    vs = [keras.Variable(tf.zeros((size,))) for _ in range(n_vars)]
+    grads = [tf.fill((size,), 1e-3) for _ in range(n_vars)]
+    opt.build(vs)
+
+    def step():
+        opt.apply(grads, vs)
+
+    fn = step if mode == "eager" else tf.function(step, jit_compile=mode == "xla")
+    for _ in range(2):  # trace / compile, warm caches
+        fn()
+    return fn
+
+
+def _time(fn, steps):
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - t0) / steps
+
+
+def bench(sizes, modes=("eager", "graph", "xla"), repeats=7, skip_variant=True):
+    rows = []
+    for name, (bpp, ours, theirs) in PAIRS.items():
+        for n in sizes:
+            for mode in modes:
+                candidates = {"keras_optreg": ours(), "keras": theirs()}
+                if skip_variant and name == "Adam":
+                    candidates["keras_optreg skip"] = ours(nonfinite="skip")
+                fns = {k: _stepper(o, n, mode) for k, o in candidates.items()}
+                steps = max(1, int(2e7 // n))
+                times = {k: [] for k in fns}
+                for _ in range(repeats):  # interleaved
+                    for k, fn in fns.items():
+                        times[k].append(_time(fn, steps))
+                med = {k: statistics.median(v) for k, v in times.items()}
+                rows.append((name, n, mode, med, bpp))
+                del fns, candidates
+    return rows
+
+
+def table(rows):
+    lines = ["| optimizer | params | mode | keras_optreg ms | keras ms | ratio | keras_optreg GB/s | keras GB/s "
+             "| skip ms (ratio to propagate) |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, n, mode, med, bpp in rows:
+        ours, theirs = med["keras_optreg"], med["keras"]
+        skip = med.get("keras_optreg skip")
+        skip_s = f"{skip * 1e3:.2f} ({skip / ours:.2f}x)" if skip else "-"
+        lines.append(f"| {name} | {n:.0e} | {mode} | {ours * 1e3:.2f} | {theirs * 1e3:.2f} | {ours / theirs:.2f} "
+                     f"| {bpp * n / ours / 1e9:.1f} | {bpp * n / theirs / 1e9:.1f} | {skip_s} |")
+    return "\n".join(lines)
+
+
+def test_bench_optimizers_step_time():
+    sizes = [int(float(s)) for s in os.environ.get("BENCH_SIZES", "1e6,1e7").split(",")]
+    rows = bench(sizes)
+    print("\n" + table(rows))
+    assert rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", nargs="+", default=["1e6", "1e7"])
+    parser.add_argument("--modes", nargs="+", default=["eager", "graph", "xla"])
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    print(table(bench([int(float(s)) for s in args.sizes], tuple(args.modes), args.repeats)))

@@ -1,0 +1,97 @@
+"""keras_optreg optimizers against the corrected spec (GBC16 Alg. 8.1-8.7): trajectories."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given
+
+import keras_optreg
+from spec import algorithms as A
+from spec import corrected as C
+from tests import _optim_cases as cases
+from tests.assertions import assert_conforms
+
+CLASSES = {"sgd": keras_optreg.SGD, "momentum": keras_optreg.SGD, "nesterov": keras_optreg.SGD,
+           "adagrad": keras_optreg.Adagrad, "rmsprop": keras_optreg.RMSprop, "adam": keras_optreg.Adam}
+
+
+def keras_trajectory(kind, hp, theta0, grads):
+    opt = CLASSES[kind](**cases.constructor_kwargs(kind, hp))
+    var = keras.Variable(theta0)
+    out = []
+    for g in grads:
+        opt.apply([g], [var])
+        out.append(np.array(var.numpy()))
+    return out
+
+
+def check_trajectory(kind, eq, data):
+    hp, theta0, grads = data
+    got = keras_trajectory(kind, hp, theta0, grads)
+    want = cases.spec_trajectory(kind, hp, theta0, grads)
+    rtol, atol = cases.tolerance(kind, hp, theta0, want)
+    for t, (a, b) in enumerate(zip(got, want, strict=True), start=1):
+        assert_conforms(a, b, eq=f"{eq} t={t}", rtol=rtol, atol=atol,
+                        inputs={"hp": hp, "theta0": theta0, "grads": grads[:t]})
+
+
+@given(cases.trajectories("sgd"))
+def test_eq04_eq05_sgd_trajectory_matches_spec(data):
+    check_trajectory("sgd", "eq05", data)
+
+
+@given(cases.trajectories("momentum"))
+def test_eq08_eq09_momentum_trajectory_matches_spec(data):
+    check_trajectory("momentum", "eq09", data)
+
+
+@given(cases.trajectories("nesterov"))
+def test_eq09_nesterov_lookahead_trajectory_matches_spec(data):
+    check_trajectory("nesterov", "eq09", data)
+
+
+@given(cases.trajectories("adagrad"))
+def test_adagrad_trajectory_matches_spec_alg84(data):
+    check_trajectory("adagrad", "alg8.4", data)
+
+
+@given(cases.trajectories("rmsprop"))
+def test_eq11_eq12_rmsprop_trajectory_matches_spec(data):
+    check_trajectory("rmsprop", "eq12", data)
+
+
+@given(cases.trajectories("adam"))
+def test_eq14_eq15_eq16_eq17_eq18_adam_trajectory_matches_spec(data):
+    check_trajectory("adam", "eq18", data)
+
+
+def test_eq18_adam_differs_from_keras_epsilon_hat_form():
+    """The docstring's claim: Keras' Adam puts epsilon outside sqrt(r) without bias correction."""
+    g = np.array([1e-6], np.float32)
+    ours, theirs = keras_optreg.Adam(0.1, epsilon=1e-6), keras.optimizers.Adam(0.1, epsilon=1e-6)
+    a, b = keras.Variable(np.zeros(1, np.float32)), keras.Variable(np.zeros(1, np.float32))
+    ours.apply([g], [a])
+    theirs.apply([g], [b])
+    want = A.alg_adam_step(np.zeros(1), 0.0, 0.0, 0, g, 0.1, 0.9, 0.999, 1e-6)[0]
+    assert_conforms(a.numpy(), want, eq="eq18", rtol=1e-4)
+    assert not np.allclose(b.numpy(), want, rtol=1e-2)
+
+
+@pytest.mark.parametrize("batch", [1, 4, 7])
+def test_eq04_eq07_eq10_eq13_fit_uses_the_mean_of_per_example_gradients(batch):
+    """model.fit with a mean loss hands the optimizer the mean of per-example gradients (corrected
+    eqs. 4, 7, 10, 13), not their sum as printed."""
+    rng = np.random.default_rng(batch)
+    x = rng.normal(size=(batch, 3)).astype(np.float32)
+    y = rng.normal(size=(batch, 1)).astype(np.float32)
+    w0 = rng.normal(size=(3, 1)).astype(np.float32)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, use_bias=False)])
+    model.layers[0].kernel.assign(w0)
+    model.compile(keras_optreg.SGD(0.1), loss="mse")
+    model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+    w = w0.astype(np.float64)
+    per_example = [2.0 * (x[i] @ w - y[i])[0] * x[i][:, None] for i in range(batch)]
+    want = A.alg_sgd_step(w, C.minibatch_gradient(per_example), 0.1)
+    assert_conforms(model.layers[0].kernel.numpy(), want, eq="eq04", rtol=1e-5, atol=1e-6)

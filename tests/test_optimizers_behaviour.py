@@ -1,0 +1,269 @@
+"""keras_optreg optimizers: compile modes, serialization, Keras integration, bad input, nonfinite."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_optreg
+
+ALL = [
+    ("sgd", lambda **k: keras_optreg.SGD(0.05, **k)),
+    ("momentum", lambda **k: keras_optreg.SGD(0.05, momentum=0.9, **k)),
+    ("nesterov", lambda **k: keras_optreg.SGD(0.05, momentum=0.9, nesterov=True, **k)),
+    ("adagrad", lambda **k: keras_optreg.Adagrad(0.1, **k)),
+    ("rmsprop", lambda **k: keras_optreg.RMSprop(0.01, **k)),
+    ("adam", lambda **k: keras_optreg.Adam(0.01, **k)),
+]
+IDS = [a for a, _ in ALL]
+MAKERS = [m for _, m in ALL]
+RNG = np.random.default_rng(0)
+X0 = [RNG.normal(size=(3, 5)).astype(np.float32), RNG.normal(size=(7,)).astype(np.float32)]
+GRADS = [[RNG.normal(size=x.shape).astype(np.float32) for x in X0] for _ in range(8)]
+
+
+def _run(opt, mode, steps=8, lr_change=None):
+    vs = [keras.Variable(x) for x in X0]
+    opt.build(vs)
+
+    def step(grads):
+        opt.apply(grads, vs)
+
+    fn = step if mode == "eager" else tf.function(step, jit_compile=(mode == "xla"))
+    for k in range(steps):
+        if lr_change is not None and k == steps // 2:
+            opt.learning_rate.assign(lr_change)
+        fn([tf.constant(g) for g in GRADS[k]])
+    return [v.numpy() for v in vs], fn
+
+
+@pytest.mark.parametrize("make", MAKERS, ids=IDS)
+def test_eager_equals_tf_function_equals_xla_with_one_trace(make):
+    eager, _ = _run(make(), "eager", lr_change=0.02)
+    for mode in ("graph", "xla"):
+        got, fn = _run(make(), mode, lr_change=0.02)
+        assert fn.experimental_get_tracing_count() == 1, mode
+        for a, b in zip(got, eager, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=mode)
+    # the learning-rate change took effect: without it the result differs
+    unchanged, _ = _run(make(), "eager")
+    assert not np.allclose(unchanged[0], eager[0])
+
+
+def _rosenbrock(p):
+    return (1.0 - p[0]) ** 2 + 100.0 * (p[1] - p[0] ** 2) ** 2
+
+
+def _quadratic(p):
+    return 0.5 * tf.reduce_sum(tf.constant([1.0, 10.0]) * p * p)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: keras_optreg.SGD(1e-3, momentum=0.9), lambda: keras_optreg.SGD(1e-3, momentum=0.9, nesterov=True),
+    lambda: keras_optreg.Adagrad(0.1), lambda: keras_optreg.RMSprop(1e-3), lambda: keras_optreg.Adam(1e-2),
+    lambda: keras_optreg.SGD(1e-3)], ids=["momentum", "nesterov", "adagrad", "rmsprop", "adam", "sgd"])
+@pytest.mark.parametrize("f", [_quadratic, _rosenbrock], ids=["quadratic", "rosenbrock"])
+def test_quadratic_and_rosenbrock_descend(make, f):
+    opt = make()
+    p = keras.Variable(np.array([-1.2, 1.0], np.float32))
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = f(p)
+        opt.apply([tape.gradient(loss, p)], [p])
+        return loss
+
+    first = float(step())
+    for _ in range(300):
+        last = float(step())
+    assert last < 0.5 * first, (first, last)
+
+
+def _model(opt):
+    keras.utils.set_random_seed(1)
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(1)])
+    m.compile(opt, loss="mse")
+    return m
+
+
+DATA = (RNG.normal(size=(32, 4)).astype(np.float32), RNG.normal(size=(32, 1)).astype(np.float32))
+
+
+@pytest.mark.parametrize("make", MAKERS, ids=IDS)
+def test_keras_save_load_mid_training_continues_bit_for_bit(make, tmp_path):
+    x, y = DATA
+    a = _model(make())
+    a.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    a.save(tmp_path / "m.keras")
+    b = keras.saving.load_model(tmp_path / "m.keras")
+    assert type(b.optimizer) is type(a.optimizer)
+    a.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    b.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    for va, vb in zip(a.optimizer.variables, b.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(va.numpy(), vb.numpy())
+
+
+@pytest.mark.parametrize("make", MAKERS, ids=IDS)
+def test_get_config_round_trip_behaves_the_same(make):
+    opt = make(nonfinite="skip")
+    clone = type(opt).from_config(opt.get_config())
+    assert clone.get_config() == opt.get_config()
+    a, _ = _run(opt, "eager", steps=3)
+    b, _ = _run(clone, "eager", steps=3)
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_array_equal(u, v)
+    with pytest.raises(ValueError, match="not recognized"):
+        type(opt).from_config({**opt.get_config(), "bogus": 1})
+
+
+def test_schedule_inside_optimizer_serializes():
+    opt = keras_optreg.Adam(keras_optreg.LinearDecay(0.1, 0.01, 10))
+    clone = keras_optreg.Adam.from_config(opt.get_config())
+    assert isinstance(clone._learning_rate, keras_optreg.LinearDecay)
+    assert clone._learning_rate.get_config() == opt._learning_rate.get_config()
+    assert clone.get_config() == opt.get_config()
+
+
+@pytest.mark.parametrize("make", MAKERS, ids=IDS)
+def test_model_fit_jit_compile_on_a_small_mlp(make):
+    x, y = DATA
+    m = _model(make())
+    m.compile(m.optimizer, loss="mse", jit_compile=True)
+    h = m.fit(x, y, batch_size=8, epochs=5, shuffle=False, verbose=0)
+    assert h.history["loss"][-1] < h.history["loss"][0]
+    assert int(m.optimizer.iterations.numpy()) == 20
+
+
+def test_custom_gradient_tape_loop_with_clipnorm():
+    x, y = DATA
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    opt = keras_optreg.Adam(0.05, global_clipnorm=1.0)
+    losses = []
+    for _ in range(30):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((m(x) - y) ** 2)
+        opt.apply(tape.gradient(loss, m.trainable_variables), m.trainable_variables)
+        losses.append(float(loss))
+    assert losses[-1] < losses[0]
+
+
+BAD = [
+    (lambda: keras_optreg.SGD(learning_rate=math.nan), ValueError,
+     "`learning_rate` must be finite and >= 0. Received: learning_rate=nan"),
+    (lambda: keras_optreg.SGD(learning_rate=-1.0), ValueError,
+     "`learning_rate` must be finite and >= 0. Received: learning_rate=-1.0"),
+    (lambda: keras_optreg.Adam(learning_rate=math.inf), ValueError, "Received: learning_rate=inf"),
+    (lambda: keras_optreg.SGD(momentum=1.0), ValueError, "`momentum` must be in [0, 1). Received: momentum=1.0"),
+    (lambda: keras_optreg.SGD(momentum=math.nan), ValueError, "Received: momentum=nan"),
+    (lambda: keras_optreg.SGD(nesterov="yes"), TypeError, "`nesterov` must be a bool"),
+    (lambda: keras_optreg.Adam(beta_1=-0.1), ValueError, "`beta_1` must be in [0, 1). Received: beta_1=-0.1"),
+    (lambda: keras_optreg.Adam(beta_2=math.nan), ValueError, "`beta_2` must be in [0, 1). Received: beta_2=nan"),
+    (lambda: keras_optreg.Adam(epsilon=0.0), ValueError, "`epsilon` must be finite and > 0. Received: epsilon=0.0"),
+    (lambda: keras_optreg.Adagrad(epsilon=math.inf), ValueError, "Received: epsilon=inf"),
+    (lambda: keras_optreg.RMSprop(rho=1.0), ValueError, "`rho` must be in [0, 1). Received: rho=1.0"),
+    (lambda: keras_optreg.RMSprop(epsilon=-1e-6), ValueError, "Received: epsilon=-1e-06"),
+    (lambda: keras_optreg.RMSprop(momentum=0.9), ValueError, "Alg. 8.6) is not implemented. Received: momentum=0.9"),
+    (lambda: keras_optreg.Adam(nonfinite="ignore"), ValueError, "`nonfinite` must be one of"),
+    (lambda: keras_optreg.LinearDecay(decay_steps=0), ValueError, "`decay_steps` must be > 0. Received: decay_steps=0"),
+    (lambda: keras_optreg.LinearDecay(decay_steps=2.5), TypeError, "`decay_steps` must be an integer"),
+    (lambda: keras_optreg.LinearDecay(final_learning_rate=-0.1), ValueError, "Received: final_learning_rate=-0.1"),
+    (lambda: keras_optreg.LinearDecay(initial_learning_rate=math.nan), ValueError,
+     "Received: initial_learning_rate=nan"),
+    (lambda: keras_optreg.functional.adam(beta_1=1.0), ValueError, "Received: beta_1=1.0"),
+    (lambda: keras_optreg.functional.sgd(learning_rate=math.nan), ValueError, "Received: learning_rate=nan"),
+]
+
+
+@pytest.mark.parametrize("make, error, message", BAD, ids=[str(i) for i in range(len(BAD))])
+def test_bad_arguments_fail_at_construction(make, error, message):
+    with pytest.raises(error) as info:
+        make()
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("make", MAKERS, ids=IDS)
+def test_integer_variables_are_rejected_at_build(make):
+    with pytest.raises(TypeError, match="floating-point variables only.*int32"):
+        make().build([keras.Variable(np.zeros(3, np.int32), trainable=True)])
+
+
+def _nonfinite_run(opt, mode):
+    vs = [keras.Variable(x) for x in X0]
+    opt.build(vs)
+    fn = (lambda g: opt.apply(g, vs)) if mode == "eager" else tf.function(lambda g: opt.apply(g, vs),
+                                                                          jit_compile=mode == "xla")
+    fn([tf.constant(g) for g in GRADS[0]])
+    before = [v.numpy().copy() for v in vs] + [v.numpy().copy() for v in opt.variables if "iteration" not in v.path]
+    bad = [g.copy() for g in GRADS[1]]
+    bad[1][3] = np.nan
+    bad[0][0, 0] = np.inf
+    fn([tf.constant(g) for g in bad])
+    after = [v.numpy() for v in vs] + [v.numpy() for v in opt.variables if "iteration" not in v.path]
+    return vs, before, after, fn
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+@pytest.mark.parametrize("make", MAKERS, ids=IDS)
+def test_nonfinite_skip_leaves_everything_bit_for_bit_and_counts(make, mode):
+    opt = make(nonfinite="skip")
+    vs, before, after, fn = _nonfinite_run(opt, mode)
+    assert int(opt.skipped_steps.numpy()) == 1
+    assert int(opt.iterations.numpy()) == 2
+    for b, a in zip(before, after, strict=True):
+        if b.shape == ():  # skipped_steps itself
+            continue
+        np.testing.assert_array_equal(a, b)
+    fn([tf.constant(g) for g in GRADS[2]])  # a finite step afterwards moves again
+    assert int(opt.skipped_steps.numpy()) == 1
+    assert not np.array_equal(vs[0].numpy(), before[0])
+
+
+@pytest.mark.parametrize("make", MAKERS, ids=IDS)
+def test_nonfinite_propagate_lets_nan_through(make):
+    vs, _, after, _ = _nonfinite_run(make(), "eager")
+    assert np.isnan(after[1][3]) or np.isinf(after[1][3])
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph"])
+@pytest.mark.parametrize("make", MAKERS, ids=IDS)
+def test_nonfinite_raise(make, mode):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="nonfinite gradient"):
+        _nonfinite_run(make(nonfinite="raise"), mode)
+
+
+def test_nonfinite_raise_under_xla_is_documented_as_propagate():
+    """XLA drops tf.debugging.check_numerics; the docstring says "raise" then behaves like "propagate"."""
+    opt = keras_optreg.Adam(nonfinite="raise")
+    v = keras.Variable(np.zeros(3, np.float32))
+    opt.build([v])
+    tf.function(lambda g: opt.apply([g], [v]), jit_compile=True)(tf.constant([np.nan, 1.0, 1.0], tf.float32))
+    assert np.isnan(v.numpy()[0]) and np.isfinite(v.numpy()[1:]).all()
+
+
+def test_keras_machinery_keeps_working_ema_accumulation_loss_scale():
+    x, y = DATA
+    for opt in (keras_optreg.Adam(0.01, use_ema=True), keras_optreg.SGD(0.05, momentum=0.9,
+                                                                          gradient_accumulation_steps=2),
+                keras.optimizers.LossScaleOptimizer(keras_optreg.RMSprop(0.01))):
+        m = _model(opt)
+        h = m.fit(x, y, batch_size=8, epochs=4, shuffle=False, verbose=0)
+        assert h.history["loss"][-1] < h.history["loss"][0], type(opt).__name__
+
+
+def test_gradient_accumulation_matches_one_step_on_the_mean():
+    """With gradient_accumulation_steps=2, two applies equal one step on the mean gradient."""
+    acc = keras_optreg.Adam(0.01, gradient_accumulation_steps=2)
+    one = keras_optreg.Adam(0.01)
+    a, b = keras.Variable(X0[1]), keras.Variable(X0[1])
+    acc.apply([GRADS[0][1]], [a])
+    acc.apply([GRADS[1][1]], [a])
+    one.apply([(GRADS[0][1] + GRADS[1][1]) / 2], [b])
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+    assert not np.allclose(a.numpy(), X0[1])
