@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from keras_optreg import initializers as ki
 from spec import corrected, printed
 from tests import stats
-from tests.assertions import assert_conforms
+from tests.assertions import assert_conforms, assert_keras_round_trip
 
 # (shape, fan_in, fan_out) under Keras' layout: Dense, Conv1D, Conv2D, Conv3D kernels.
 KERNELS = (((6, 10), 6, 10), ((3, 4, 5), 12, 15), ((3, 2, 4, 5), 24, 30), ((2, 3, 2, 4, 5), 48, 60))
@@ -200,13 +200,7 @@ def test_eq01_eq02_eq03_keras_file_round_trip(tmp_path):
         keras.layers.Dense(6, kernel_initializer=ki.GlorotUniform(seed=1)),
         keras.layers.Dense(4, kernel_initializer=kernel, bias_initializer=bias),
     ])
-    path = tmp_path / "m.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    for a, b in zip(model.weights, loaded.weights, strict=True):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
-    for a, b in zip(model.layers, loaded.layers, strict=True):
-        assert a.get_config() == b.get_config()
+    loaded = assert_keras_round_trip(model, tmp_path / "m.keras")
     conv, dense = loaded.layers[0], loaded.layers[3]
     assert isinstance(conv.kernel_initializer, ki.FlaxDefault) and conv.kernel_initializer.seed == 3
     assert conv.kernel_initializer.variance_corrected is False

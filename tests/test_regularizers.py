@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from keras_optreg import regularizers as kr
 from spec import corrected, printed
-from tests.assertions import assert_conforms
+from tests.assertions import assert_conforms, assert_keras_round_trip
 from tests.strategies import arrays, as_float32, log_uniform, shapes
 
 lams = st.one_of(st.just(0.0), log_uniform(-4, 2))
@@ -167,13 +167,7 @@ def test_eq19_custom_training_loop_uses_model_losses():
 
 def test_eq19_keras_file_round_trip(tmp_path):
     model = _model(kernel_regularizer=kr.WeightNorm(0.03), bias_regularizer=kr.Tikhonov(0.2))
-    path = tmp_path / "r.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    for a, b in zip(model.weights, loaded.weights, strict=True):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
-    for a, b in zip(model.layers, loaded.layers, strict=True):
-        assert a.get_config() == b.get_config()
+    loaded = assert_keras_round_trip(model, tmp_path / "r.keras")
     assert isinstance(loaded.layers[0].kernel_regularizer, kr.WeightNorm)
     assert loaded.layers[0].kernel_regularizer.l == pytest.approx(0.03)
     assert isinstance(loaded.layers[3].bias_regularizer, kr.Tikhonov)
