@@ -89,12 +89,19 @@ def adagrad(learning_rate=0.001, epsilon=1e-7):
                  lambda g, s, lr, t: M.adagrad(g, s[0], lr, ops.cast(delta, g.dtype)))
 
 
-def rmsprop(learning_rate=0.001, rho=0.9, epsilon=1e-6):
-    """Eqs. (10)-(12) corrected, GBC16 Alg. 8.5."""
+def rmsprop(learning_rate=0.001, rho=0.9, epsilon=1e-6, momentum=0.0):
+    """Eqs. (10)-(12) corrected, GBC16 Alg. 8.5; with ``momentum > 0`` Alg. 8.6 (Nesterov momentum) in
+    look-ahead form, the parameters being phi = theta + momentum * velocity (see
+    ``keras_optreg.RMSprop``)."""
     rho = V.unit_interval("rho", rho)
     delta = V.finite_positive("epsilon", epsilon)
-    return _make(learning_rate, ("accumulator",),
-                 lambda g, s, lr, t: M.rmsprop(g, s[0], lr, ops.cast(rho, g.dtype), ops.cast(delta, g.dtype)))
+    alpha = V.unit_interval("momentum", momentum)
+    if alpha == 0.0:
+        return _make(learning_rate, ("accumulator",),
+                     lambda g, s, lr, t: M.rmsprop(g, s[0], lr, ops.cast(rho, g.dtype), ops.cast(delta, g.dtype)))
+    return _make(learning_rate, ("accumulator", "velocity"),
+                 lambda g, s, lr, t: M.rmsprop_nesterov(g, s[0], s[1], lr, ops.cast(rho, g.dtype),
+                                                        ops.cast(delta, g.dtype), ops.cast(alpha, g.dtype)))
 
 
 def adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8):

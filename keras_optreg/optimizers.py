@@ -182,8 +182,23 @@ class RMSprop(_Optimizer):
               \theta \leftarrow \theta - \frac{\epsilon}{\sqrt{\delta + r}} \odot g
 
     :math:`\delta` (``epsilon``) inside the square root, as in GBC16 (Keras adds it outside).
-    Only ``momentum=0`` is implemented; GBC16 Alg. 8.6 (RMSProp with Nesterov momentum) is not,
-    and ``momentum > 0`` is rejected with a ``ValueError``.
+
+    With ``momentum`` :math:`\alpha > 0`: GBC16 Alg. 8.6, RMSProp with Nesterov momentum,
+
+    .. math:: \tilde\theta = \theta + \alpha v, \quad
+              g = \nabla_\theta J(\tilde\theta), \quad
+              r \leftarrow \rho r + (1-\rho) g \odot g, \quad
+              v \leftarrow \alpha v - \frac{\epsilon}{\sqrt{r}} \odot g, \quad
+              \theta \leftarrow \theta + v
+
+    in the look-ahead form of Bengio et al. (2013), as ``SGD(nesterov=True)``: the variables hold
+    :math:`\phi = \theta + \alpha v` (so Keras' gradient is taken at the interim point) and, with
+    :math:`u = \epsilon g / \sqrt{\delta + r}`, :math:`v \leftarrow \alpha v - u`,
+    :math:`\phi \leftarrow \phi + \alpha v - u`. :math:`\theta = \phi - \alpha v`. The
+    box of Alg. 8.6 has no :math:`\delta`; it is kept inside the square root as in Alg. 8.5 (no
+    division by zero), and :math:`\delta \to 0` recovers the box. A ``velocity`` slot is built
+    only when ``momentum > 0``. ``keras.optimizers.RMSprop(momentum=...)`` uses classical (heavy
+    ball) momentum, not Nesterov, and :math:`\delta` outside the root: the two differ.
     """
 
     def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-6, momentum=0.0, nonfinite="propagate",
@@ -192,21 +207,27 @@ class RMSprop(_Optimizer):
         self.rho = V.unit_interval("rho", rho)
         self.epsilon = V.finite_positive("epsilon", epsilon)
         self.momentum = V.unit_interval("momentum", momentum)
-        if self.momentum != 0.0:
-            raise ValueError("Argument `momentum` must be 0: RMSprop with momentum (GBC16 Alg. 8.6) is not "
-                             f"implemented. Received: momentum={momentum!r}")
 
     def build(self, variables):
         built = self.built
         super().build(variables)
         if not built:
             (self._r,) = self._slots(variables, "accumulator")
+            if self.momentum > 0:
+                (self._v,) = self._slots(variables, "velocity")
 
     def update_step(self, gradient, variable, learning_rate):
-        r = self._r[self._get_variable_index(variable)]
+        i = self._get_variable_index(variable)
+        r = self._r[i]
         dt = variable.dtype
-        update, r_new = M.rmsprop(ops.cast(gradient, dt), r, self._lr(learning_rate, variable),
-                                  ops.cast(self.rho, dt), ops.cast(self.epsilon, dt))
+        g, lr, rho, delta = (ops.cast(gradient, dt), self._lr(learning_rate, variable), ops.cast(self.rho, dt),
+                             ops.cast(self.epsilon, dt))
+        if self.momentum > 0:
+            v = self._v[i]
+            update, r_new, v_new = M.rmsprop_nesterov(g, r, v, lr, rho, delta, ops.cast(self.momentum, dt))
+            self._put(v, v_new)
+        else:
+            update, r_new = M.rmsprop(g, r, lr, rho, delta)
         self._put(r, r_new)
         self._step(variable, update)
 

@@ -14,7 +14,7 @@ from tests import _optim_cases as cases
 from tests.assertions import assert_conforms
 
 FACTORIES = {"sgd": F.sgd, "momentum": F.sgd, "nesterov": F.sgd, "adagrad": F.adagrad, "rmsprop": F.rmsprop,
-             "adam": F.adam}
+             "rmsprop_momentum": F.rmsprop, "adam": F.adam}
 
 
 def functional_trajectory(kind, hp, theta0, grads):
@@ -42,6 +42,29 @@ def test_eq05_eq09_eq12_eq18_functional_trajectories_match_spec(kind, eq):
             assert_conforms(a, b, eq=f"{eq} t={t}", rtol=rtol, atol=atol, inputs={"hp": hp, "theta0": theta0})
 
     check()
+
+
+@given(cases.rmsprop_nesterov_quadratics())
+def test_eq12_functional_rmsprop_nesterov_momentum_trajectory_matches_gbc16_alg86(data):
+    """functional.rmsprop(momentum): the parameters are phi = theta + alpha v; theta = phi - alpha v
+    follows spec GBC16 Alg. 8.6 on f = 0.5 sum(a theta^2) (tolerance: ``cases.rmsprop_nesterov_tolerance``)."""
+    hp, a, theta0 = data
+    opt = F.rmsprop(epsilon=cases.NESTEROV_RMSPROP_DELTA, **hp)
+    weights = {"layer": [tf.constant(theta0)]}
+    opt_state = opt.init(weights)
+    alpha = float(cases.S.as_float32(hp["momentum"]))
+    got = []
+    for _ in range(cases.STEPS):
+        phi = weights["layer"][0]
+        updates, opt_state = opt.update({"layer": [tf.constant(a) * phi]}, opt_state, weights)
+        weights = F.apply_updates(weights, updates)
+        v = opt_state["velocity"]["layer"][0].numpy().astype(np.float64)
+        got.append(weights["layer"][0].numpy().astype(np.float64) - alpha * v)
+    want = cases.spec_rmsprop_nesterov(hp, a, theta0)
+    rtol, atol = cases.rmsprop_nesterov_tolerance(hp, a, theta0, want)
+    for t, (g, (w, _, _)) in enumerate(zip(got, want, strict=True), start=1):
+        assert_conforms(g, w, eq=f"eq12 alg8.6 t={t}", rtol=rtol, atol=atol,
+                        inputs={"hp": hp, "a": a, "theta0": theta0})
 
 
 def test_eq13_functional_mean_of_per_example_gradients_matches_spec():
@@ -75,7 +98,8 @@ def test_lecture_snippet_line_for_line_and_pure():
 
 @pytest.mark.parametrize("kind", list(FACTORIES))
 def test_functional_eager_equals_xla_with_one_trace(kind):
-    hp = {"learning_rate": 0.01, "momentum": 0.9} if kind in ("momentum", "nesterov") else {"learning_rate": 0.01}
+    hp = ({"learning_rate": 0.01, "momentum": 0.9} if kind in ("momentum", "nesterov", "rmsprop_momentum")
+          else {"learning_rate": 0.01})
     opt = FACTORIES[kind](**cases.constructor_kwargs(kind, hp))
     rng = np.random.default_rng(0)
     weights = [tf.constant(rng.normal(size=(3, 5)).astype(np.float32))]

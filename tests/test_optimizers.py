@@ -95,3 +95,43 @@ def test_eq04_eq07_eq10_eq13_fit_uses_the_mean_of_per_example_gradients(batch):
     per_example = [2.0 * (x[i] @ w - y[i])[0] * x[i][:, None] for i in range(batch)]
     want = A.alg_sgd_step(w, C.minibatch_gradient(per_example), 0.1)
     assert_conforms(model.layers[0].kernel.numpy(), want, eq="eq04", rtol=1e-5, atol=1e-6)
+
+
+def _velocity(opt):
+    (v,) = [w for w in opt.variables if "velocity" in w.path]
+    return v
+
+
+@given(cases.rmsprop_nesterov_quadratics())
+def test_eq12_rmsprop_nesterov_momentum_trajectory_matches_gbc16_alg86(data):
+    """RMSprop(momentum) holds phi = theta + alpha v (look-ahead form); theta = phi - alpha v follows
+    spec GBC16 Alg. 8.6 with the gradient a * theta~ of f = 0.5 sum(a theta^2) at the interim point."""
+    hp, a, theta0 = data
+    opt = keras_optreg.RMSprop(epsilon=cases.NESTEROV_RMSPROP_DELTA, **hp)
+    var = keras.Variable(theta0)
+    opt.build([var])
+    alpha = float(cases.S.as_float32(hp["momentum"]))
+    got = []
+    for _ in range(cases.STEPS):
+        opt.apply([a * var.numpy()], [var])  # the gradient at phi, the interim point of Alg. 8.6
+        got.append(var.numpy().astype(np.float64) - alpha * _velocity(opt).numpy().astype(np.float64))
+    want = cases.spec_rmsprop_nesterov(hp, a, theta0)
+    rtol, atol = cases.rmsprop_nesterov_tolerance(hp, a, theta0, want)
+    for t, (g, (w, _, _)) in enumerate(zip(got, want, strict=True), start=1):
+        assert_conforms(g, w, eq=f"eq12 alg8.6 t={t}", rtol=rtol, atol=atol,
+                        inputs={"hp": hp, "a": a, "theta0": theta0})
+
+
+def test_eq12_rmsprop_momentum_is_nesterov_not_keras_classical_momentum():
+    """The docstring's claim: Keras' RMSprop(momentum) is classical momentum, so the two differ."""
+    g = np.array([1.0, -2.0], np.float32)
+    ours, theirs = keras_optreg.RMSprop(0.01, momentum=0.9), keras.optimizers.RMSprop(0.01, momentum=0.9)
+    a, b = keras.Variable(np.zeros(2, np.float32)), keras.Variable(np.zeros(2, np.float32))
+    for _ in range(3):
+        ours.apply([g], [a])
+        theirs.apply([g], [b])
+    assert not np.allclose(a.numpy(), b.numpy(), rtol=1e-2)
+    plain = keras_optreg.RMSprop(momentum=0.0)
+    plain.build([keras.Variable(np.zeros(2, np.float32))])
+    assert not [w for w in plain.variables if "velocity" in w.path]  # the slot only when momentum > 0
+    assert _velocity(ours).shape == (2,)

@@ -17,6 +17,7 @@ ALL = [
     ("nesterov", lambda **k: keras_optreg.SGD(0.05, momentum=0.9, nesterov=True, **k)),
     ("adagrad", lambda **k: keras_optreg.Adagrad(0.1, **k)),
     ("rmsprop", lambda **k: keras_optreg.RMSprop(0.01, **k)),
+    ("rmsprop_momentum", lambda **k: keras_optreg.RMSprop(0.01, momentum=0.9, **k)),
     ("adam", lambda **k: keras_optreg.Adam(0.01, **k)),
 ]
 IDS = [a for a, _ in ALL]
@@ -65,7 +66,8 @@ def _quadratic(p):
 @pytest.mark.parametrize("make", [
     lambda: keras_optreg.SGD(1e-3, momentum=0.9), lambda: keras_optreg.SGD(1e-3, momentum=0.9, nesterov=True),
     lambda: keras_optreg.Adagrad(0.1), lambda: keras_optreg.RMSprop(1e-3), lambda: keras_optreg.Adam(1e-2),
-    lambda: keras_optreg.SGD(1e-3)], ids=["momentum", "nesterov", "adagrad", "rmsprop", "adam", "sgd"])
+    lambda: keras_optreg.SGD(1e-3), lambda: keras_optreg.RMSprop(1e-3, momentum=0.9)],
+    ids=["momentum", "nesterov", "adagrad", "rmsprop", "adam", "sgd", "rmsprop_momentum"])
 @pytest.mark.parametrize("f", [_quadratic, _rosenbrock], ids=["quadratic", "rosenbrock"])
 def test_quadratic_and_rosenbrock_descend(make, f):
     opt = make()
@@ -169,7 +171,12 @@ BAD = [
     (lambda: keras_optreg.Adagrad(epsilon=math.inf), ValueError, "Received: epsilon=inf"),
     (lambda: keras_optreg.RMSprop(rho=1.0), ValueError, "`rho` must be in [0, 1). Received: rho=1.0"),
     (lambda: keras_optreg.RMSprop(epsilon=-1e-6), ValueError, "Received: epsilon=-1e-06"),
-    (lambda: keras_optreg.RMSprop(momentum=0.9), ValueError, "Alg. 8.6) is not implemented. Received: momentum=0.9"),
+    (lambda: keras_optreg.RMSprop(momentum=math.nan), ValueError, "must be in [0, 1). Received: momentum=nan"),
+    (lambda: keras_optreg.RMSprop(momentum=1.0), ValueError, "`momentum` must be in [0, 1). Received: momentum=1.0"),
+    (lambda: keras_optreg.RMSprop(momentum=-0.1), ValueError, "`momentum` must be in [0, 1). Received: momentum=-0.1"),
+    (lambda: keras_optreg.functional.rmsprop(momentum=math.nan), ValueError, "Received: momentum=nan"),
+    (lambda: keras_optreg.functional.rmsprop(momentum=1.0), ValueError, "Received: momentum=1.0"),
+    (lambda: keras_optreg.functional.rmsprop(momentum=-0.1), ValueError, "Received: momentum=-0.1"),
     (lambda: keras_optreg.Adam(nonfinite="ignore"), ValueError, "`nonfinite` must be one of"),
     (lambda: keras_optreg.LinearDecay(decay_steps=0), ValueError, "`decay_steps` must be > 0. Received: decay_steps=0"),
     (lambda: keras_optreg.LinearDecay(decay_steps=2.5), TypeError, "`decay_steps` must be an integer"),

@@ -56,6 +56,32 @@ def rmsprop(g, r, lr, rho, delta):
     return ops.negative(lr) / ops.sqrt(delta + r) * g, r
 
 
+def rmsprop_nesterov(g, r, v, lr, rho, delta, alpha):
+    r"""GBC16 Alg. 8.6 (RMSProp with Nesterov momentum) in look-ahead form, :math:`\delta` inside the root.
+
+    Alg. 8.6 takes the gradient at the interim point :math:`\tilde\theta = \theta + \alpha v`:
+
+    .. math:: r \leftarrow \rho r + (1-\rho) g \odot g, \qquad
+              v \leftarrow \alpha v - \frac{\epsilon}{\sqrt{r}} \odot g, \qquad
+              \theta \leftarrow \theta + v
+
+    Here the parameters are the look-ahead point :math:`\phi = \theta + \alpha v` (the change of
+    variables of Bengio et al. 2013, as ``momentum(..., nesterov=True)``), so ``g`` is the gradient
+    at :math:`\phi` and, with :math:`u = \epsilon g / \sqrt{\delta + r}`,
+
+    .. math:: v \leftarrow \alpha v - u, \qquad \phi \leftarrow \phi + \alpha v - u
+
+    (:math:`\phi_{new} = \theta + v_{new} + \alpha v_{new} = \phi - \alpha v + v_{new} + \alpha v_{new}`).
+    Alg. 8.6's box has no :math:`\delta` (it divides by :math:`\sqrt{r}`, 0 when the gradients
+    so far are 0); :math:`\delta` sits inside the square root as in Alg. 8.5, and
+    :math:`\delta \to 0` recovers the box. Returns ``(update, r, v)``.
+    """
+    r = rho * r + (1.0 - rho) * (g * g)
+    u = lr / ops.sqrt(delta + r) * g
+    v = alpha * v - u
+    return alpha * v - u, r, v
+
+
 def adam(g, s, r, t, lr, rho1, rho2, delta):
     r"""Eqs. (14)-(18) corrected, GBC16 Alg. 8.7 = Kingma & Ba (2015) Alg. 1.
 
