@@ -73,3 +73,12 @@ def custom_loop_runs(make_layer, x):
     losses = [float(step(tf.constant(x))) for _ in range(3)]
     assert np.all(np.isfinite(losses))
     return layer
+
+
+def keras_integration(make, x, tmp_path):
+    """All the Keras-contract checks for a random layer; returns the custom-loop layer (3 calls made)."""
+    next_call_survives_reload(tmp_path, make, x)
+    jit_matches_eager(make, x)
+    fit_runs_under_xla(make, x)
+    tf_data_map_advances(make, x)
+    return custom_loop_runs(make, x)

@@ -82,12 +82,7 @@ MAKERS = {"random_flip": lambda: L.RandomFlip(seed=7), "input_noise": lambda: L.
 
 @pytest.mark.parametrize("name", list(MAKERS))
 def test_random_flip_and_input_noise_keras_integration(name, tmp_path):
-    make = MAKERS[name]
-    lc.next_call_survives_reload(tmp_path, make, IMG)
-    lc.jit_matches_eager(make, IMG)
-    lc.fit_runs_under_xla(make, IMG)
-    lc.tf_data_map_advances(make, IMG)
-    layer = lc.custom_loop_runs(make, IMG)
+    layer = lc.keras_integration(MAKERS[name], IMG, tmp_path)
     assert int(layer.rng_state.numpy()[1]) == 3
 
 
