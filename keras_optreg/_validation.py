@@ -51,6 +51,22 @@ def positive_int(name, value):
     return int(value)
 
 
+def boolean(name, value):
+    """A real ``bool``; TypeError for 0/1, strings and None."""
+    if not isinstance(value, bool):
+        _fail(name, value, "a bool", TypeError)
+    return value
+
+
+def seed(name, value):
+    """An ``int`` seed or None (bools rejected); range checks are the caller's."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        _fail(name, value, "an int or None", TypeError)
+    return int(value)
+
+
 def one_of(name, value, choices):
     if value not in choices:
         _fail(name, value, f"one of {tuple(choices)}")

@@ -74,8 +74,7 @@ def _make(learning_rate, slots, rule):
 def sgd(learning_rate=0.01, momentum=0.0, nesterov=False):
     """Eqs. (4)-(5), GBC16 Alg. 8.1; with momentum Alg. 8.2 (eqs. 7-9), ``nesterov=True`` Alg. 8.3."""
     alpha = V.unit_interval("momentum", momentum)
-    if not isinstance(nesterov, bool):
-        raise TypeError(f"Argument `nesterov` must be a bool. Received: nesterov={nesterov!r}")
+    V.boolean("nesterov", nesterov)
     if alpha == 0.0:
         return _make(learning_rate, (), lambda g, s, lr, t: M.sgd(g, lr))
     return _make(learning_rate, ("velocity",),

@@ -30,17 +30,9 @@ def _float_dtype(dtype):
     return dtype
 
 
-def _seed(seed):
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"Argument `seed` must be an int or None. Received: seed={seed!r}")
-    return int(seed)
-
-
 class _Seeded(keras.initializers.Initializer):
     def __init__(self, seed=None, layout="keras"):
-        self.seed = _seed(seed)
+        self.seed = _validation.seed("seed", seed)
         self.layout = _validation.one_of("layout", layout, _init.LAYOUTS)
 
     def _call_seed(self):
@@ -114,7 +106,7 @@ def torch_default_pair(kernel_shape, seed=None, layout="keras"):
     bias uses ``seed + 1`` so kernel and bias draws differ.
     """
     fan_in, _ = _init.compute_fans(kernel_shape, layout)
-    bias_seed = None if seed is None else _seed(seed) + 1
+    bias_seed = None if seed is None else _validation.seed("seed", seed) + 1
     return TorchDefault(seed=seed, layout=layout), TorchDefaultBias(fan_in, seed=bias_seed)
 
 
@@ -134,10 +126,7 @@ class FlaxDefault(_Seeded):
     def __init__(self, seed=None, mode="fan_in", variance_corrected=True, layout="keras"):
         super().__init__(seed=seed, layout=layout)
         self.mode = _validation.one_of("mode", mode, ("fan_in", "fan_out"))
-        if not isinstance(variance_corrected, bool):
-            raise TypeError(f"Argument `variance_corrected` must be a bool. "
-                            f"Received: variance_corrected={variance_corrected!r}")
-        self.variance_corrected = variance_corrected
+        self.variance_corrected = _validation.boolean("variance_corrected", variance_corrected)
 
     def __call__(self, shape, dtype=None):
         dtype = _float_dtype(dtype)

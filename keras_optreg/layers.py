@@ -23,11 +23,8 @@ _register = keras.saving.register_keras_serializable(package="keras_optreg")
 
 
 def _seed(seed):
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        _validation._fail("seed", seed, "an int or None", TypeError)
-    if not 0 <= seed < 2 ** 31:
+    seed = _validation.seed("seed", seed)
+    if seed is not None and not 0 <= seed < 2 ** 31:
         _validation._fail("seed", seed, "in [0, 2**31)")
     return seed
 
@@ -194,10 +191,8 @@ class BatchNormalization(keras.layers.Layer):
         self.axis = _axes(axis)
         self.momentum = _validation.unit_interval("momentum", momentum)
         self.epsilon = _validation.finite_positive("epsilon", epsilon)
-        for name, value in (("center", center), ("scale", scale)):
-            if not isinstance(value, bool):
-                _validation._fail(name, value, "a bool", TypeError)
-        self.center, self.scale = center, scale
+        self.center = _validation.boolean("center", center)
+        self.scale = _validation.boolean("scale", scale)
         self.beta_initializer = keras.initializers.get(beta_initializer)
         self.gamma_initializer = keras.initializers.get(gamma_initializer)
         self.moving_mean_initializer = keras.initializers.get(moving_mean_initializer)

@@ -9,9 +9,8 @@ Every class subclasses ``keras.optimizers.Optimizer`` and implements only ``buil
 * ``"propagate"`` (default): the update is applied as computed; a NaN/Inf gradient flows into
   the variables and slots, as in Keras and the lecture. Default because it costs nothing; "skip"
   adds one reduction over every gradient and a select per variable and slot, and loses the
-  in-place ``assign_add``: measured with ``tests/benchmarks/bench_optimizers.py`` (Adam, 1e6-1e7
-  float32 parameters, shared 2-core CPU, noisy) at 1.3-2.6x the step time of "propagate" under
-  XLA and up to 1.7x in graph mode and eagerly.
+  in-place ``assign_add``: measured with ``tests/benchmarks/bench_optimizers.py`` (Adam, 1e6-5e7
+  float32 parameters, graph and XLA) at 1.4-3.4x the step time of "propagate" (README).
 * ``"skip"``: when any gradient (after clipping) holds NaN or Inf, every variable and every slot
   is left bit-for-bit unchanged and ``skipped_steps`` is incremented. ``iterations`` still
   counts the step (so schedules advance with calls to ``apply``, and Adam's ``t`` is
@@ -112,9 +111,7 @@ class SGD(_Optimizer):
                  name="keras_optreg_sgd", **kwargs):
         super().__init__(learning_rate, nonfinite=nonfinite, name=name, **kwargs)
         self.momentum = V.unit_interval("momentum", momentum)
-        if not isinstance(nesterov, bool):
-            raise TypeError(f"Argument `nesterov` must be a bool. Received: nesterov={nesterov!r}")
-        self.nesterov = nesterov
+        self.nesterov = V.boolean("nesterov", nesterov)
 
     def build(self, variables):
         built = self.built

@@ -14,6 +14,8 @@ CASES = [
     (V.unit_interval, 0.0, None), (V.unit_interval, 0.999, None), (V.unit_interval, 1.0, ValueError),
     (V.unit_interval, math.nan, ValueError), (V.unit_interval, -0.1, ValueError), (V.unit_interval, True, TypeError),
     (V.positive_int, 1, None), (V.positive_int, 0, ValueError), (V.positive_int, 2.0, TypeError),
+    (V.boolean, True, None), (V.boolean, 1, TypeError), (V.boolean, "yes", TypeError),
+    (V.seed, 7, None), (V.seed, None, None), (V.seed, True, TypeError), (V.seed, 1.5, TypeError),
 ]
 
 
