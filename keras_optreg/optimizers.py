@@ -22,12 +22,17 @@ Every class subclasses ``keras.optimizers.Optimizer`` and implements only ``buil
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_optreg import _fused
 from keras_optreg import _validation as V
 from keras_optreg._math import optim as M
+
+_NESTEROV = functools.partial(M.momentum, nesterov=True)
 
 NONFINITE = ("propagate", "skip", "raise")
 
@@ -71,20 +76,30 @@ class _Optimizer(keras.optimizers.Optimizer):
         super()._backend_update_step(grads, trainable_variables, learning_rate)
         self._finite = None
 
-    def _put(self, variable, value):
-        if self._finite is not None:
-            value = ops.where(self._finite, value, variable)
-        self.assign(variable, value)
+    def _apply_rule(self, rule, variable, slots, gradient, *scalars):
+        """``update, *new_slots = rule(g, *slots, *scalars)``; theta <- theta + update, slots <- new_slots.
 
-    def _step(self, variable, update):
-        """theta <- theta + update; in place (``assign_add``, the same float sum) unless skipping."""
+        Outside a distribution strategy, one XLA kernel per variable (``keras_optreg._fused``);
+        under one, op by op inside the strategy's update. The same arithmetic either way.
+        """
+        dt = variable.dtype
+        gradient = ops.cast(gradient, dt)
+        scalars = tuple(ops.cast(x, dt) for x in scalars)
+        if _fused.available():
+            _fused.apply(rule, variable, slots, gradient, scalars, self._finite)
+            return
+        update, *new_slots = rule(gradient, *slots, *scalars)
+        for slot, new in zip(slots, new_slots, strict=True):
+            self._put(slot, new)
         if self._finite is not None:
             self._put(variable, variable + update)
         else:
             self.assign_add(variable, update)
 
-    def _lr(self, learning_rate, variable):
-        return ops.cast(learning_rate, variable.dtype)
+    def _put(self, variable, value):
+        if self._finite is not None:
+            value = ops.where(self._finite, value, variable)
+        self.assign(variable, value)
 
     def get_config(self):
         config = super().get_config()
@@ -120,15 +135,12 @@ class SGD(_Optimizer):
             (self._v,) = self._slots(variables, "velocity")
 
     def update_step(self, gradient, variable, learning_rate):
-        lr = self._lr(learning_rate, variable)
-        g = ops.cast(gradient, variable.dtype)
         if self.momentum > 0:
             v = self._v[self._get_variable_index(variable)]
-            update, v_new = M.momentum(g, v, lr, ops.cast(self.momentum, variable.dtype), self.nesterov)
-            self._put(v, v_new)
+            rule = _NESTEROV if self.nesterov else M.momentum
+            self._apply_rule(rule, variable, (v,), gradient, learning_rate, self.momentum)
         else:
-            (update,) = M.sgd(g, lr)
-        self._step(variable, update)
+            self._apply_rule(M.sgd, variable, (), gradient, learning_rate)
 
     def get_config(self):
         config = super().get_config()
@@ -160,10 +172,7 @@ class Adagrad(_Optimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         r = self._r[self._get_variable_index(variable)]
-        update, r_new = M.adagrad(ops.cast(gradient, variable.dtype), r, self._lr(learning_rate, variable),
-                                  ops.cast(self.epsilon, variable.dtype))
-        self._put(r, r_new)
-        self._step(variable, update)
+        self._apply_rule(M.adagrad, variable, (r,), gradient, learning_rate, self.epsilon)
 
     def get_config(self):
         config = super().get_config()
@@ -215,18 +224,11 @@ class RMSprop(_Optimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         i = self._get_variable_index(variable)
-        r = self._r[i]
-        dt = variable.dtype
-        g, lr, rho, delta = (ops.cast(gradient, dt), self._lr(learning_rate, variable), ops.cast(self.rho, dt),
-                             ops.cast(self.epsilon, dt))
         if self.momentum > 0:
-            v = self._v[i]
-            update, r_new, v_new = M.rmsprop_nesterov(g, r, v, lr, rho, delta, ops.cast(self.momentum, dt))
-            self._put(v, v_new)
+            self._apply_rule(M.rmsprop_nesterov, variable, (self._r[i], self._v[i]), gradient, learning_rate,
+                             self.rho, self.epsilon, self.momentum)
         else:
-            update, r_new = M.rmsprop(g, r, lr, rho, delta)
-        self._put(r, r_new)
-        self._step(variable, update)
+            self._apply_rule(M.rmsprop, variable, (self._r[i],), gradient, learning_rate, self.rho, self.epsilon)
 
     def get_config(self):
         config = super().get_config()
@@ -273,15 +275,8 @@ class Adam(_Optimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         i = self._get_variable_index(variable)
-        s, r = self._s[i], self._r[i]
-        dt = variable.dtype
-        t = ops.cast(self.iterations + 1, dt)
-        update, s_new, r_new = M.adam(ops.cast(gradient, dt), s, r, t, self._lr(learning_rate, variable),
-                                      ops.cast(self.beta_1, dt), ops.cast(self.beta_2, dt),
-                                      ops.cast(self.epsilon, dt))
-        self._put(s, s_new)
-        self._put(r, r_new)
-        self._step(variable, update)
+        self._apply_rule(M.adam, variable, (self._s[i], self._r[i]), gradient, self.iterations + 1, learning_rate,
+                         self.beta_1, self.beta_2, self.epsilon)
 
     def get_config(self):
         config = super().get_config()

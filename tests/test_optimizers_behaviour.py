@@ -274,3 +274,61 @@ def test_gradient_accumulation_matches_one_step_on_the_mean():
     one.apply([(GRADS[0][1] + GRADS[1][1]) / 2], [b])
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
     assert not np.allclose(a.numpy(), X0[1])
+
+
+@pytest.mark.parametrize("make", MAKERS, ids=IDS)
+@pytest.mark.parametrize("nonfinite", ["propagate", "skip"])
+def test_fused_kernel_equals_the_op_by_op_path_under_a_strategy(make, nonfinite):
+    """Outside a strategy each variable's step is one XLA kernel (keras_optreg._fused); under a
+    tf.distribute strategy the same rule runs op by op. Both paths give the same trajectory
+    (float32: XLA may round a sqrt or a division differently from TensorFlow's kernels, ~1 ulp a step)."""
+    fused, _ = _run(make(nonfinite=nonfinite), "graph")
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope():
+        opt, vs = make(nonfinite=nonfinite), [keras.Variable(x) for x in X0]
+        opt.build(vs)
+    step = tf.function(lambda grads: strategy.run(lambda g: opt.apply(g, vs), args=(grads,)))
+    for k in range(8):
+        grads = [tf.constant(g) for g in GRADS[k]]
+        if nonfinite == "skip" and k == 3:
+            grads[1] = tf.fill(grads[1].shape, np.nan)
+        step(grads)
+    op_by_op = [v.numpy() for v in vs]
+    if nonfinite == "skip":  # the same NaN step skipped on the fused path
+        fused = _run_with_nan_at(make(nonfinite=nonfinite), 3)
+    for a, b in zip(fused, op_by_op, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def _run_with_nan_at(opt, k_nan, steps=8):
+    vs = [keras.Variable(x) for x in X0]
+    opt.build(vs)
+    step = tf.function(lambda grads: opt.apply(grads, vs))
+    for k in range(steps):
+        grads = [tf.constant(g) for g in GRADS[k]]
+        if k == k_nan:
+            grads[1] = tf.fill(grads[1].shape, np.nan)
+        step(grads)
+    assert int(opt.skipped_steps.numpy()) == 1
+    return [v.numpy() for v in vs]
+
+
+def _graph_apply(opt, grads, vs):
+    tf.function(lambda: opt.apply(grads, vs))()
+
+
+def test_fused_kernel_traces_once_per_rule_and_shape_not_per_variable():
+    from keras_optreg import _fused
+
+    shape = (4, 11)  # a shape no other test uses
+    grads = [tf.ones(shape)] * 3
+    keras_optreg.Adam().apply(grads, [keras.Variable(tf.zeros(shape)) for _ in range(3)])
+    traced = _fused._kernel.experimental_get_tracing_count()
+    for _ in range(2):  # new optimizers, new variables of the same shape: no new trace
+        opt = keras_optreg.Adam(learning_rate=0.5)
+        vs = [keras.Variable(tf.zeros(shape)) for _ in range(3)]
+        opt.apply(grads, vs)
+        _graph_apply(opt, grads, vs)
+    assert _fused._kernel.experimental_get_tracing_count() == traced
+    keras_optreg.Adam().apply([tf.ones((5, 11))], [keras.Variable(tf.zeros((5, 11)))])
+    assert _fused._kernel.experimental_get_tracing_count() == traced + 1

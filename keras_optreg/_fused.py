@@ -1,0 +1,67 @@
+"""One XLA kernel per variable and step for the Keras optimizers (TensorFlow backend).
+
+``apply(rule, variable, slots, gradient, scalars, finite)`` runs an update rule of
+``_math/optim.py`` -- ``rule(g, *slots, *scalars) -> (update, *new_slots)`` -- and writes the
+results to the variable and its slots inside one ``tf.function(jit_compile=True)``. XLA fuses the
+rule into a single pass over memory (Adam: read g, theta, s, r; write theta, s, r), where
+TensorFlow's graph executor runs one kernel per operation and writes every intermediate to memory.
+Under an outer ``jit_compile=True`` function the kernel is inlined into the caller's cluster, so
+the arithmetic is the same code in eager, graph and XLA mode.
+
+Measured with ``tests/benchmarks/bench_optimizers.py`` (README): in graph mode the per-variable
+kernels also run concurrently on TensorFlow's inter-op threads, which is how a step uses both
+cores of a CPU; one XLA cluster (an outer ``jit_compile=True``) runs on one.
+
+``finite`` is ``None`` (apply the update) or a boolean scalar: when false, every variable and
+slot keeps its value bit for bit (``nonfinite="skip"``). The kernel is traced once per rule,
+shape, dtype and ``finite is None``; scalars are tensors, so a new learning rate does not retrace.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+def _handle(v):
+    return (v.value if isinstance(v, keras.Variable) else v).handle
+
+
+def _read(handle, dtype):
+    return tf.raw_ops.ReadVariableOp(resource=handle, dtype=dtype)
+
+
+def _write(handle, value):
+    tf.raw_ops.AssignVariableOp(resource=handle, value=value)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _kernel(rule, shape, variable, slots, gradient, scalars, finite):
+    # Resource handles, not Variables, are the arguments: a trace keyed on (rule, shape, dtype)
+    # serves every variable of that shape, in eager mode and inside any caller's graph.
+    del shape  # part of the trace key only
+    dtype = gradient.dtype
+    old = _read(variable, dtype)
+    old_slots = [_read(s, dtype) for s in slots]
+    update, *new_slots = rule(gradient, *old_slots, *scalars)
+    if finite is None:
+        for slot, new in zip(slots, new_slots, strict=True):
+            _write(slot, new)
+        tf.raw_ops.AssignAddVariableOp(resource=variable, value=update)
+    else:
+        for slot, new, prev in zip(slots, new_slots, old_slots, strict=True):
+            _write(slot, tf.where(finite, new, prev))
+        _write(variable, tf.where(finite, old + update, old))
+
+
+def available():
+    """The kernel applies outside ``tf.distribute`` strategies; under one, the rule runs op by op
+    inside the strategy's ``extended.update`` (per-replica variables are not plain resources)."""
+    return not tf.distribute.has_strategy()
+
+
+def apply(rule, variable, slots, gradient, scalars, finite=None):
+    """Run ``rule`` on ``gradient`` and write ``variable`` and ``slots`` in one XLA kernel."""
+    gradient = tf.convert_to_tensor(gradient)
+    _kernel(rule, tuple(gradient.shape), _handle(variable), tuple(_handle(s) for s in slots), gradient,
+            tuple(scalars), finite)
