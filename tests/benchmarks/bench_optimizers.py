@@ -81,6 +81,52 @@ def table(rows):
     return "\n".join(lines)
 
 
+def _torch_stepper(n_params, n_vars=10, **adam_kwargs):
+    import torch
+
+    size = n_params // n_vars
+    params = [torch.zeros(size, requires_grad=True) for _ in range(n_vars)]
+    for q in params:
+        q.grad = torch.full((size,), 1e-3)
+    opt = torch.optim.Adam(params, lr=0.001, **adam_kwargs)
+    for _ in range(2):
+        opt.step()
+    return opt.step
+
+
+def bench_torch(sizes, repeats=7):
+    """Adam against PyTorch's CPU Adam (``fused=True``, ``foreach=True``), same process, interleaved.
+
+    Needs ``torch`` importable (not a dependency of this project). PyTorch's fused CPU kernel
+    parallelises over its intra-op threads (``torch.get_num_threads()``).
+    """
+    import torch
+
+    rows = []
+    for n in sizes:
+        fns = {"keras_optreg graph": _stepper(keras_optreg.Adam(0.001), n, "graph"),
+               "keras_optreg xla": _stepper(keras_optreg.Adam(0.001), n, "xla"),
+               "keras graph": _stepper(keras.optimizers.Adam(0.001), n, "graph"),
+               "keras xla": _stepper(keras.optimizers.Adam(0.001), n, "xla"),
+               "torch fused": _torch_stepper(n, fused=True),
+               "torch foreach": _torch_stepper(n, foreach=True)}
+        steps = max(1, int(2e7 // n))
+        times = {k: [] for k in fns}
+        for _ in range(repeats):
+            for k, fn in fns.items():
+                times[k].append(_time(fn, steps))
+        rows.append((n, {k: statistics.median(v) for k, v in times.items()}))
+        del fns
+    header = list(rows[0][1])
+    lines = [f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads; Adam ms (GB/s at 28 B/param), "
+             f"medians of {repeats}, interleaved",
+             "| params | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
+    for n, med in rows:
+        lines.append(f"| {n:.0e} | " + " | ".join(f"{med[k] * 1e3:.2f} ({28 * n / med[k] / 1e9:.1f})" for k in header)
+                     + " |")
+    return "\n".join(lines)
+
+
 def test_bench_optimizers_step_time():
     sizes = [int(float(s)) for s in os.environ.get("BENCH_SIZES", "1e6,1e7").split(",")]
     rows = bench(sizes)
@@ -93,5 +139,10 @@ if __name__ == "__main__":
     parser.add_argument("--sizes", nargs="+", default=["1e6", "1e7"])
     parser.add_argument("--modes", nargs="+", default=["eager", "graph", "xla"])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--torch", action="store_true", help="Adam against torch.optim.Adam(fused=True) only")
     args = parser.parse_args()
-    print(table(bench([int(float(s)) for s in args.sizes], tuple(args.modes), args.repeats)))
+    sizes = [int(float(s)) for s in args.sizes]
+    if args.torch:
+        print(bench_torch(sizes, args.repeats))
+    else:
+        print(table(bench(sizes, tuple(args.modes), args.repeats)))
