@@ -65,3 +65,16 @@ def apply(rule, variable, slots, gradient, scalars, finite=None):
     gradient = tf.convert_to_tensor(gradient)
     _kernel(rule, tuple(gradient.shape), _handle(variable), tuple(_handle(s) for s in slots), gradient,
             tuple(scalars), finite)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _all_finite(gradients):
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients])
+
+
+def all_finite(gradients):
+    """Whether every gradient is finite: one fused reduction (XLA) outside strategies."""
+    gradients = [tf.convert_to_tensor(g) for g in gradients]
+    if available():
+        return _all_finite(gradients)
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients])

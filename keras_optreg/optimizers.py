@@ -70,7 +70,7 @@ class _Optimizer(keras.optimizers.Optimizer):
             grads = [tf.debugging.check_numerics(g, f"nonfinite gradient for {v.name}")
                      for g, v in zip(grads, trainable_variables, strict=True)]
         elif self.nonfinite == "skip":
-            finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in grads]))
+            finite = _fused.all_finite(grads)
             self._finite = finite
             self.skipped_steps.assign_add(ops.where(finite, 0, 1))
         super()._backend_update_step(grads, trainable_variables, learning_rate)
