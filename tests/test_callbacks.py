@@ -6,9 +6,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given
+from hypothesis import strategies as st
 
 import keras_optreg
 from keras_optreg.callbacks import OptimizerMonitor
+from keras_optreg.demo.report import best_epoch
+from spec import unnumbered
 from tests.events import read_scalars, read_tags
 
 N, BATCH = 64, 16  # 4 steps per epoch
@@ -124,3 +128,51 @@ def test_monitor_config_round_trips(tmp_path):
     config = keras.saving.serialize_keras_object(monitor)
     again = keras.saving.deserialize_keras_object(config)
     assert isinstance(again, OptimizerMonitor) and again.get_config() == monitor.get_config()
+
+
+# -- early stopping: Keras' EarlyStopping and the demo's i* against GBC16 Alg. 7.1 (spec) -----------------
+
+_LOSSES = st.lists(st.one_of(st.integers(0, 4).map(float), st.floats(0.0, 10.0, width=32)), min_size=1, max_size=25)
+
+
+@given(errors=_LOSSES, patience=st.integers(1, 6))
+def test_early_stopping_keras_callback_matches_gbc16_algorithm_7_1(errors, patience):
+    """Keras' ``EarlyStopping(monitor="val_loss", mode="min", min_delta=0, patience=p)`` is Alg. 7.1 with n = 1.
+
+    Mapping, from both sources: Keras improves on ``current - min_delta < best`` (strict, ``best``
+    starts as None = the algorithm's v = inf), resets ``wait`` to 0 on improvement and otherwise
+    increments it, and stops at the end of 0-based epoch e once ``wait >= patience`` (its
+    ``epoch > 0`` guard never binds for p >= 1). The algorithm (``spec.unnumbered.early_stopping``)
+    counts steps i = 1, 2, ... (here epochs), sets i* = i on ``v' < v``, j += 1 otherwise, and
+    stops before the next block once j = p. So i* = ``best_epoch + 1``; i_stop = ``stopped_epoch + 1``
+    when Keras stopped, else the number of epochs; equal values are no improvement in both. Not
+    covered (they differ): p = 0 (the algorithm runs no step, Keras never stops while improving),
+    and non-finite losses (Keras takes a first NaN/inf as its best, the algorithm does not).
+    """
+    i_star, v_best, i_stop = unnumbered.early_stopping(errors, patience, n=1)
+    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", min_delta=0, patience=patience)
+    stopper.set_model(_STOP_MODEL)
+    _STOP_MODEL.stop_training = False
+    stopper.on_train_begin()
+    epochs = 0
+    for epoch, value in enumerate(errors):
+        stopper.on_epoch_end(epoch, {"val_loss": value})
+        epochs += 1
+        if _STOP_MODEL.stop_training:
+            break
+    assert stopper.best_epoch + 1 == i_star
+    assert float(stopper.best) == v_best
+    assert (stopper.stopped_epoch + 1 if _STOP_MODEL.stop_training else epochs) == i_stop
+    # the demo's i* helper over the epochs Keras ran is the same epoch
+    assert best_epoch(errors[:epochs]) == i_star
+
+
+@given(errors=_LOSSES)
+def test_early_stopping_demo_best_epoch_is_alg_7_1_without_stopping(errors):
+    """``demo.report.best_epoch`` is i* of Alg. 7.1 when patience never runs out (p = number of epochs)."""
+    i_star, _, i_stop = unnumbered.early_stopping(errors, len(errors), n=1)
+    assert i_stop == len(errors)
+    assert best_epoch(errors) == i_star
+
+
+_STOP_MODEL = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
