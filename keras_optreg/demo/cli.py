@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-DEFAULT_EPOCHS, QUICK_EPOCHS = 60, 3
+DEFAULT_EPOCHS, QUICK_EPOCHS = 30, 2
 
 
 def parse_args(argv=None):

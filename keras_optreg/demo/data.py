@@ -13,7 +13,7 @@ def _split(x, y, n_train, n_val, seed):
     return (x[train], y[train]), (x[val], y[val])
 
 
-def load_digits(n_train=400, n_val=600, seed=0):
+def load_digits(n_train=200, n_val=500, seed=0):
     """scikit-learn's bundled digits (1797 images, 8x8, values 0..16) scaled to [0, 1], shape (n, 8, 8, 1).
 
     A small training set (``n_train`` of 1797) so that the baseline CNN overfits within a minute.
@@ -37,7 +37,7 @@ def load_mnist(path, n_train=2000, n_val=2000, seed=0):
 
 def load(dataset, data_path=None, quick=False, seed=0):
     if dataset == "digits":
-        return load_digits(n_train=400 if not quick else 200, n_val=600 if not quick else 200, seed=seed)
+        return load_digits(n_train=200, n_val=500 if not quick else 100, seed=seed)
     if dataset == "mnist":
         if data_path is None:
             raise ValueError("Argument `data_path` is required with --dataset mnist (nothing is downloaded). "

@@ -43,7 +43,7 @@ EXPERIMENTS = {
     "momentum": ({}, "momentum"),
     "rmsprop": ({}, "rmsprop"),
 }
-EARLY_STOPPING_PATIENCE = 10
+EARLY_STOPPING_PATIENCE = 5
 
 
 def optimizer(name, total_steps):
@@ -51,7 +51,7 @@ def optimizer(name, total_steps):
     def decay(lr):
         return keras_optreg.LinearDecay(lr, lr / 10, decay_steps=max(1, total_steps))
     if name == "adam":
-        return keras_optreg.Adam(decay(1e-3))
+        return keras_optreg.Adam(decay(3e-3))
     if name == "sgd":
         return keras_optreg.SGD(decay(0.1))
     if name == "momentum":
