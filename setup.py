@@ -10,7 +10,8 @@ setup(
     packages=find_packages(include=["keras_optreg", "keras_optreg.*", "spec"]),
     install_requires=["tensorflow>=2.21", "keras>=3.15", "numpy"],
     extras_require={
-        "test": ["hypothesis>=6.100", "pytest>=8", "scipy"],
+        # matplotlib and scikit-learn: tests/test_demo.py runs the demo (figure, bundled digits data set)
+        "test": ["hypothesis>=6.100", "pytest>=8", "scipy", "matplotlib", "scikit-learn"],
         "bench": ["pytest>=8", "pytest-benchmark>=4"],
         "examples": ["matplotlib", "scikit-learn"],
     },
