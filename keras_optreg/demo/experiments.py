@@ -7,7 +7,7 @@ against ``baseline`` (Adam with ``LinearDecay``, eq. 6 and eqs. 13-18, no regula
   GBC16 Alg. 7.1; the table reports its best epoch i* (1-based) and the epoch it stopped at.
 * ``augmentation``: input noise, random crop, flip and rotation (GBC16 7.4).
 * ``dropout``: ``layers.Dropout(0.5)`` before and after the dense layer (Srivastava et al. 2014).
-* ``batchnorm``: ``layers.BatchNormalization`` after each convolution (eq. 20).
+* ``batchnorm``: ``layers.BatchNormalization(momentum=0.9)`` after each convolution (eq. 20).
 * ``weightnorm`` / ``tikhonov``: ``regularizers.WeightNorm`` (eq. 19 as printed) / ``Tikhonov``
   (corrected) on every kernel.
 * ``sgd`` / ``momentum`` / ``rmsprop``: the optimizer comparison (eqs. 4-5, 7-9, 10-12), each with
