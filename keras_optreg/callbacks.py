@@ -22,7 +22,7 @@ _SCALAR, _HISTOGRAM = _metadata("scalars"), _metadata("histograms")
 
 def _scalar(tag, value):
     """``tf.summary.scalar`` without the tensorboard package: the same tensor and plugin metadata."""
-    tf.summary.write(tag, tf.constant(value, tf.float32), metadata=_SCALAR)
+    tf.summary.write(tag, tf.cast(value, tf.float32), metadata=_SCALAR)
 
 
 def _histogram(tag, values, buckets=30):
@@ -96,7 +96,7 @@ class OptimizerMonitor(keras.callbacks.Callback):
         self._writer = None
         self._grad_norm = None
         self._before = None
-        self._step = None
+        self._k = 0
         self._first_batch = False
 
     # -- wiring ---------------------------------------------------------------------------------
@@ -116,6 +116,42 @@ class OptimizerMonitor(keras.callbacks.Callback):
         optimizer.apply = apply
         # A step traced by an earlier fit would not call the wrapper: trace it again (once per fit).
         self.model.make_train_function(force=True)
+        self._k = int(keras.ops.convert_to_numpy(optimizer.iterations))
+        self._snapshot_fn, self._log_fn = self._make_snapshot(), None
+
+    def _make_snapshot(self):
+        """A graph function: the rate of step k and a copy of the weights, before a logged step."""
+        optimizer, variables = self.model.optimizer, list(self.model.trainable_variables)
+
+        @tf.function
+        def snapshot():
+            lr = tf.cast(keras.ops.convert_to_tensor(optimizer.learning_rate), tf.float32)
+            return lr, [tf.identity(v.value) for v in variables]
+
+        return snapshot
+
+    def _make_log(self):
+        """A graph function writing every per-step scalar (built after the optimizer's first step)."""
+        optimizer, writer, norm_var = self.model.optimizer, self._writer, self._grad_norm
+        variables = list(self.model.trainable_variables)
+        tags = [f"optimizer/update_ratio/{v.path}" for v in variables]
+        skipped = getattr(optimizer, "skipped_steps", None)
+
+        @tf.function
+        def log(step, lr, before):
+            with writer.as_default(step=step):
+                _scalar("optimizer/learning_rate", lr)
+                _scalar("optimizer/grad_norm", norm_var.read_value())
+                squares = []
+                for tag, v, old in zip(tags, variables, before, strict=True):
+                    delta = tf.cast(tf.norm(v.value - old), tf.float32)
+                    squares.append(tf.square(delta))
+                    _scalar(tag, delta / tf.cast(tf.norm(old), tf.float32))
+                _scalar("optimizer/update_norm", tf.sqrt(tf.add_n(squares)))
+                if skipped is not None:
+                    _scalar("optimizer/skipped_steps", tf.cast(skipped.value, tf.float32))
+
+        return log
 
     def on_train_end(self, logs=None):
         optimizer = self.model.optimizer
@@ -136,31 +172,19 @@ class OptimizerMonitor(keras.callbacks.Callback):
         self._first_batch = True
 
     def on_train_batch_begin(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations.numpy())
-        if self._logs_step(step):
-            self._step = step
-            self._lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            self._before = [np.array(keras.ops.convert_to_numpy(v)) for v in self.model.trainable_variables]
+        # k is counted here (one optimizer step per batch) instead of reading `iterations` each batch
+        if self._logs_step(self._k):
+            self._before = self._snapshot_fn()
         self._first_batch = False
 
     def on_train_batch_end(self, batch, logs=None):
+        step, self._k = self._k, self._k + 1
         if self._before is None:
             return
-        step, before, self._before = self._step, self._before, None
-        optimizer = self.model.optimizer
-        with self._writer.as_default(step=step):
-            _scalar("optimizer/learning_rate", self._lr)
-            _scalar("optimizer/grad_norm", float(self._grad_norm.numpy()))
-            total = 0.0
-            for v, old in zip(self.model.trainable_variables, before, strict=True):
-                delta = np.linalg.norm((keras.ops.convert_to_numpy(v) - old).astype(np.float64))
-                total += delta ** 2
-                norm = np.linalg.norm(old.astype(np.float64))
-                _scalar(f"optimizer/update_ratio/{v.path}", delta / norm if norm > 0 else np.inf)
-            _scalar("optimizer/update_norm", np.sqrt(total))
-            skipped = getattr(optimizer, "skipped_steps", None)
-            if skipped is not None:
-                _scalar("optimizer/skipped_steps", int(keras.ops.convert_to_numpy(skipped)))
+        (lr, before), self._before = self._before, None
+        if self._log_fn is None:
+            self._log_fn = self._make_log()
+        self._log_fn(tf.constant(step, tf.int64), lr, before)
 
     # -- per epoch --------------------------------------------------------------------------------
     def on_epoch_end(self, epoch, logs=None):
