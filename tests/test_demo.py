@@ -86,3 +86,22 @@ def test_demo_rejects_bad_arguments_without_training():
         data.load("mnist", None)
     with pytest.raises(ValueError, match="data_path='/nonexistent.npz'"):
         data.load("mnist", "/nonexistent.npz")
+
+
+def test_demo_loads_a_local_mnist_npz_in_keras_format(tmp_path):
+    """The mnist path reads Keras' mnist.npz keys from a local file (here a synthetic one), scaled to [0, 1]."""
+    from keras_optreg.demo import data
+
+    rng = np.random.default_rng(0)
+    arrays = {f"x_{s}": rng.integers(0, 256, (n, 28, 28), dtype=np.uint8) for s, n in (("train", 30), ("test", 20))}
+    arrays |= {f"y_{s}": rng.integers(0, 10, n, dtype=np.uint8) for s, n in (("train", 30), ("test", 20))}
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    (x, y), (xv, yv) = data.load_mnist(str(tmp_path / "mnist.npz"), n_train=25, n_val=15)
+    assert x.shape == (25, 28, 28, 1) and xv.shape == (15, 28, 28, 1) and y.shape == (25,) and yv.shape == (15,)
+    assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
+    everything = np.concatenate([arrays["x_train"], arrays["x_test"]]).astype(np.float32) / 255.0
+    # every image is one of the file's, with its own label
+    labels = np.concatenate([arrays["y_train"], arrays["y_test"]])
+    for img, label in zip(x[:5, ..., 0], y[:5], strict=True):
+        idx = int(np.flatnonzero((everything == img).all(axis=(1, 2)))[0])
+        assert labels[idx] == label
