@@ -64,7 +64,8 @@ class OptimizerMonitor(keras.callbacks.Callback):
       step is traced again for this fit): one global-norm reduction per step into a scalar variable.
     * ``optimizer/update_ratio/<variable path>``: :math:`\|\Delta\theta_v\|_2 / \|\theta_v\|_2`, the
       norm of the change a step made to variable :math:`v` over the norm of :math:`v` before the step
-      (weights are copied to the host at the start of a logged batch only), and
+      (the weights are copied, on the device, at the start of a logged batch only; a variable
+      that is exactly zero before the step, such as a fresh bias, gives inf, or NaN if unchanged), and
       ``optimizer/update_norm``: :math:`\|\Delta\theta\|_2` over all trainable variables.
       For plain SGD (eq. 4), :math:`\Delta\theta = -\epsilon_k g_k`, so update_norm =
       :math:`\epsilon_k` grad_norm.
@@ -82,7 +83,8 @@ class OptimizerMonitor(keras.callbacks.Callback):
             or ``"epoch"`` (the first step of each epoch). Only logged steps pay for the weight copy.
         histogram_freq: write weight histograms every this many epochs; 0 disables them.
 
-    Assumes one optimizer step per batch (``steps_per_execution=1``, no gradient accumulation).
+    Needs one optimizer step per batch: ``steps_per_execution > 1`` is rejected when ``fit`` starts
+    (ValueError); with gradient accumulation the gradient norm is that of the last micro-batch.
     """
 
     def __init__(self, log_dir, update_freq="batch", histogram_freq=0):
@@ -101,6 +103,9 @@ class OptimizerMonitor(keras.callbacks.Callback):
 
     # -- wiring ---------------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
+        if getattr(self.model, "steps_per_execution", 1) != 1:
+            raise ValueError("OptimizerMonitor logs per batch and needs `steps_per_execution=1` in compile. "
+                             f"Received: steps_per_execution={self.model.steps_per_execution!r}")
         self._writer = tf.summary.create_file_writer(self.log_dir)
         optimizer = self.model.optimizer
         if self._grad_norm is None:

@@ -176,3 +176,20 @@ def test_early_stopping_demo_best_epoch_is_alg_7_1_without_stopping(errors):
 
 
 _STOP_MODEL = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+
+
+def test_monitor_works_with_an_xla_compiled_train_step(tmp_path):
+    x, y = _data()
+    model = _model(keras_optreg.SGD(0.05))
+    model.compile(optimizer=keras_optreg.SGD(0.05), loss="mse", jit_compile=True)
+    scalars, _ = _fit(model, tmp_path, epochs=1, x=x, y=y)
+    for k, norm in scalars["optimizer/grad_norm"].items():
+        assert np.isfinite(norm) and scalars["optimizer/update_norm"][k] == pytest.approx(0.05 * norm, rel=1e-3)
+
+
+def test_monitor_rejects_several_steps_per_execution(tmp_path):
+    x, y = _data()
+    model = _model(keras_optreg.SGD(0.05))
+    model.compile(optimizer=keras_optreg.SGD(0.05), loss="mse", steps_per_execution=2)
+    with pytest.raises(ValueError, match="steps_per_execution=2"):
+        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[OptimizerMonitor(str(tmp_path))])
