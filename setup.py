@@ -10,8 +10,9 @@ setup(
     packages=find_packages(include=["keras_optreg", "keras_optreg.*", "spec"]),
     install_requires=["tensorflow>=2.21", "keras>=3.15", "numpy"],
     extras_require={
-        # matplotlib: tests/test_examples.py runs the example scripts
-        "test": ["hypothesis>=6.100", "pytest>=8", "scipy", "matplotlib"],
+        # matplotlib and scikit-learn: tests/test_demo.py runs the demo (figure, bundled digits data set),
+        # tests/test_examples.py the example scripts
+        "test": ["hypothesis>=6.100", "pytest>=8", "scipy", "matplotlib", "scikit-learn"],
         "bench": ["pytest>=8", "pytest-benchmark>=4"],
         "examples": ["matplotlib", "scikit-learn"],
     },
