@@ -99,7 +99,9 @@ def run(name, train, val, epochs, out_dir, seed=0):
     i_star = best_epoch(history["val_loss"])
     note = f"{opt_name}"
     if stopper is not None:
-        assert stopper.best_epoch + 1 == i_star  # Keras' best epoch (0-based) is the report's i* (1-based)
+        if stopper.best_epoch + 1 != i_star:  # Keras' best epoch (0-based) is the report's i* (1-based)
+            raise RuntimeError(f"Keras' EarlyStopping restored epoch {stopper.best_epoch + 1}, GBC16 Alg. 7.1 "
+                               f"gives i*={i_star}: the report would be wrong")
         restored = model.evaluate(xv, yv, verbose=0, return_dict=True)
         stopped = f"stopped after epoch {stopper.stopped_epoch + 1}" if stopper.stopped_epoch else "did not stop"
         note += f"; {stopped}, restored i*={i_star}: val acc {restored['accuracy']:.3f}"
