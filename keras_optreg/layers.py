@@ -5,6 +5,10 @@ Every random layer keeps its random state in a non-trainable int32 Variable ``rn
 deterministic given its seed, compiles under XLA, works in ``tf.data`` and custom loops, and its
 state round-trips through ``.keras`` save/load (Keras' Dropout loses it: keras-team/keras#19796).
 Every layer is the identity (or the documented inference transform) when ``training`` is falsy.
+Under a ``tf.distribute`` strategy with several replicas, each replica advances its copy of
+``rng_state`` (all copies stay equal) and xors its replica id (times an odd constant) into the seed
+of its draw: replicas draw independent masks, and replica 0 draws what one device would draw on
+its slice. The global-batch masks therefore differ from one device's on the whole batch.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ def _seed(seed):
     return seed
 
 
+_REPLICA_MIX = -1640531535  # 0x9E3779B1 (golden-ratio odd constant) as a signed int32
+
+
 class _SeededLayer(keras.layers.Layer):
     """Holds ``rng_state`` = (seed, counter) as a non-trainable int32 Variable."""
 
@@ -44,6 +51,12 @@ class _SeededLayer(keras.layers.Layer):
         state = tf.identity(self.rng_state.value)
         with tf.control_dependencies([state]):
             self.rng_state.assign_add(tf.constant([0, 1], tf.int32))
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            # Under a tf.distribute strategy every replica holds the same (seed, counter): mix the replica
+            # id into the seed so replicas draw independent masks (replica 0 draws what one device draws).
+            rid = tf.cast(replica.replica_id_in_sync_group, tf.int32)
+            state = tf.stack([tf.bitwise.bitwise_xor(state[0], rid * tf.constant(_REPLICA_MIX, tf.int32)), state[1]])
         return state
 
     def get_config(self):

@@ -160,6 +160,18 @@ def scenario_mirrored(out):
         result[f"bn/sync={sync}/y"] = np.concatenate([np.asarray(p) for p in parts])
         result[f"bn/sync={sync}/moving_mean"] = layer.moving_mean.numpy()
         result[f"bn/sync={sync}/moving_variance"] = layer.moving_variance.numpy()
+
+    # Dropout: one training call per replica, and the same seed on one device on replica 0's slice.
+    ones = np.ones((GLOBAL_BATCH, 256), np.float32)
+    with strategy.scope():
+        dropout = ko.layers.Dropout(0.5, seed=11)
+    dist = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensors(ones))
+    parts = strategy.experimental_local_results(
+        tf.function(lambda t: strategy.run(lambda u: dropout(u, training=True), args=(t,)))(next(iter(dist))))
+    result["dropout/mirrored"] = np.concatenate([np.asarray(p) for p in parts])
+    result["dropout/rng_state"] = dropout.rng_state.numpy()
+    result["dropout/single_slice0"] = np.asarray(ko.layers.Dropout(0.5, seed=11)(ones[:GLOBAL_BATCH // 2],
+                                                                                  training=True))
     np.savez(out, **result)
 
 

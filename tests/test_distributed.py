@@ -15,6 +15,7 @@ comparison would catch a strategy that does not reproduce one-device training.
 from __future__ import annotations
 
 import json
+import math
 import os
 import pathlib
 import signal
@@ -143,6 +144,18 @@ def test_eq20_batchnorm_unsynchronized_normalises_each_replica_slice(mirrored):
                                rtol=1e-6)
     np.testing.assert_allclose(mirrored["bn/sync=False/moving_variance"],
                                [np.mean([0.5 + 0.5 * h.var() * m / (m - 1) for h in halves])], rtol=1e-6)
+
+
+def test_dropout_replicas_draw_independent_masks_replica0_as_one_device(mirrored):
+    y = mirrored["dropout/mirrored"]  # ones through Dropout(0.5), 8 rows per replica
+    r0, r1 = np.split(y != 0, 2)
+    np.testing.assert_array_equal(np.split(y, 2)[0], mirrored["dropout/single_slice0"])
+    assert set(np.unique(y)) <= {0.0, 2.0}
+    # independent Bernoulli(1/2) masks agree on about half the entries: n = 2048, sd = sqrt(n)/2
+    n = r0.size
+    agree = int(np.sum(r0 == r1))
+    assert abs(agree - n / 2) < 5 * math.sqrt(n) / 2, agree
+    np.testing.assert_array_equal(mirrored["dropout/rng_state"], [11, 1])
 
 
 @pytest.mark.parametrize("route", W.CHECKPOINT_ROUTES, ids="-".join)
