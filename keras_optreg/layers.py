@@ -40,6 +40,10 @@ class _SeededLayer(keras.layers.Layer):
     """Holds ``rng_state`` = (seed, counter) as a non-trainable int32 Variable."""
 
     def __init__(self, seed=None, **kwargs):
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(f"keras_optreg.layers.{type(self).__name__} needs the TensorFlow backend (its stateless "
+                             "RNG and image ops are TensorFlow ops); BatchNormalization runs on any backend. "
+                             f"Received: KERAS_BACKEND={keras.backend.backend()}")
         super().__init__(**kwargs)
         self.seed = _seed(seed)
         initial = self.seed if self.seed is not None else random.SystemRandom().randrange(2 ** 31)

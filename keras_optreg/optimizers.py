@@ -17,7 +17,8 @@ Every class subclasses ``keras.optimizers.Optimizer`` and implements only ``buil
   ``iterations + 1``); EMA of the model weights, if enabled, still runs on unchanged weights.
 * ``"raise"``: ``tf.debugging.check_numerics`` on every gradient: an ``InvalidArgumentError``
   naming the variable in eager mode and inside ``tf.function``. Under ``jit_compile=True`` XLA
-  has no such check: the op is dropped and the step behaves like ``"propagate"``.
+  has no such check: the op is dropped and the step behaves like ``"propagate"``. TensorFlow
+  backend only (``ValueError`` at construction on another backend).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class _Optimizer(keras.optimizers.Optimizer):
 
     def __init__(self, learning_rate, nonfinite="propagate", name=None, **kwargs):
         nonfinite = V.one_of("nonfinite", nonfinite, NONFINITE)
+        if nonfinite == "raise" and keras.backend.backend() != "tensorflow":
+            raise ValueError("Argument `nonfinite='raise'` needs the TensorFlow backend (tf.debugging.check_numerics)"
+                             f". Received: nonfinite='raise' with KERAS_BACKEND={keras.backend.backend()}")
         super().__init__(learning_rate=_check_learning_rate(learning_rate), name=name, **kwargs)
         self.nonfinite = nonfinite
         self._finite = None
@@ -65,7 +69,7 @@ class _Optimizer(keras.optimizers.Optimizer):
             grads = [tf.debugging.check_numerics(g, f"nonfinite gradient for {v.name}")
                      for g, v in zip(grads, trainable_variables, strict=True)]
         elif self.nonfinite == "skip":
-            finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g in grads]))
+            finite = ops.all(ops.stack([ops.all(ops.isfinite(g)) for g in grads]))
             self._finite = finite
             self.skipped_steps.assign_add(ops.where(finite, 0, 1))
         super()._backend_update_step(grads, trainable_variables, learning_rate)
@@ -73,7 +77,7 @@ class _Optimizer(keras.optimizers.Optimizer):
 
     def _put(self, variable, value):
         if self._finite is not None:
-            value = ops.where(self._finite, value, variable)
+            value = ops.where(self._finite, value, ops.convert_to_tensor(variable))
         self.assign(variable, value)
 
     def _step(self, variable, update):
