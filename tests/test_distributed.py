@@ -66,21 +66,28 @@ def _finish(procs):
             _kill(p)
 
 
-def _scenario(tmp_path_factory, name, *args):
-    out = tmp_path_factory.mktemp(name) / "out.npz"
-    _finish([_run(name, out, *args)])
-    return dict(np.load(out))
+@pytest.fixture(scope="module")
+def _scenarios(tmp_path_factory):
+    """Start the mirrored and checkpoint workers together (about one core each) and collect both."""
+    base = tmp_path_factory.mktemp("dist")
+    runs = {"mirrored": (base / "mirrored.npz",), "checkpoint": (base / "checkpoint.npz", base)}
+    procs = {name: _run(name, *args) for name, args in runs.items()}
+    try:
+        _finish(list(procs.values()))
+    finally:
+        for p in procs.values():
+            _kill(p)
+    return {name: dict(np.load(args[0])) for name, args in runs.items()}
 
 
 @pytest.fixture(scope="module")
-def mirrored(tmp_path_factory):
-    return _scenario(tmp_path_factory, "mirrored")
+def mirrored(_scenarios):
+    return _scenarios["mirrored"]
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ckpt")
-    return _scenario(tmp_path_factory, "checkpoint", tmp)
+def checkpoint(_scenarios):
+    return _scenarios["checkpoint"]
 
 
 def _pairs(result, prefix, other):
