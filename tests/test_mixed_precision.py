@@ -94,27 +94,27 @@ def test_eq18_loss_scale_optimizer_under_tf_function():
     assert np.all(var.numpy() < [1.0, -2.0, 3.0])
 
 
-def test_eq18_eq20_mixed_float16_model_fit_reduces_the_loss():
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        rng = np.random.default_rng(0)
-        x = rng.normal(size=(256, 8)).astype(np.float32)
-        y = (x @ rng.normal(size=(8, 1))).astype(np.float32)
-        inp = keras.Input((8,))
-        h = L.BatchNormalization()(keras.layers.Dense(16, kernel_initializer=ki.GlorotUniform(seed=0))(inp))
-        h = L.Dropout(0.1, seed=1)(keras.layers.ReLU()(h))
-        out = keras.layers.Dense(1, dtype="float32")(h)  # float32 output for the loss
-        model = keras.Model(inp, out)
-        model.compile(optimizer=ko.Adam(1e-2), loss="mse", jit_compile=True)
-        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)  # Keras wraps it
+def test_eq18_eq20_mixed_precision_model_fit_reduces_the_loss(policy):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 8)).astype(np.float32)
+    y = (x @ rng.normal(size=(8, 1))).astype(np.float32)
+    inp = keras.Input((8,))
+    h = L.BatchNormalization()(keras.layers.Dense(16, kernel_initializer=ki.GlorotUniform(seed=0))(inp))
+    h = L.Dropout(0.1, seed=1)(keras.layers.ReLU()(h))
+    out = keras.layers.Dense(1, dtype="float32")(h)  # float32 output for the loss
+    model = keras.Model(inp, out)
+    model.compile(optimizer=ko.Adam(1e-2), loss="mse", jit_compile=True)
+    if policy.name == "mixed_float16":  # Keras wraps the optimizer in a LossScaleOptimizer
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
         assert isinstance(model.optimizer.inner_optimizer, ko.Adam)
-        before = model.evaluate(x, y, verbose=0)
-        model.fit(x, y, epochs=5, batch_size=32, verbose=0, shuffle=False)
-        after = model.evaluate(x, y, verbose=0)
-        assert after < 0.5 * before, (before, after)
-        assert model.layers[2].moving_mean.dtype == "float32"
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    else:  # bfloat16 has float32's exponent range: no loss scaling
+        assert isinstance(model.optimizer, ko.Adam)
+    assert model.layers[1].compute_dtype == policy.compute_dtype
+    before = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, epochs=5, batch_size=32, verbose=0, shuffle=False)
+    after = model.evaluate(x, y, verbose=0)
+    assert after < 0.5 * before, (before, after)
+    assert model.layers[2].moving_mean.dtype == "float32"
 
 
 X_IMG = np.random.default_rng(5).normal(1.0, 2.0, size=(4, 8, 8, 3)).astype(np.float32)
