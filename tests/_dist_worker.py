@@ -74,7 +74,9 @@ def make_optimizer(name):
 
 
 def compiled(model, optimizer):
-    # jit_compile=False on both sides: XLA clusters do not contain MirroredStrategy's cross-device ops.
+    # jit_compile=False on both sides: under MirroredStrategy over 2 logical CPUs, model.fit with
+    # jit_compile=True fails in TF 2.21 / Keras 3.15 even for a plain Keras model and Adam
+    # (InvalidArgumentError, "tf.Variable on a different device", an XLA known issue).
     model.compile(optimizer=optimizer, loss="mse", jit_compile=False)
     return model
 
