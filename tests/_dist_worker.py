@@ -223,7 +223,7 @@ def scenario_multiworker(out):
     x, y = data()
     initial = make_model().get_weights()  # seeded initializers: identical on both workers
     # A custom loop: Keras 3.15's model.fit fails under MultiWorkerMirroredStrategy before training
-    # (TensorFlowTrainer._maybe_symbolic_build reduces the first PerReplica batch eagerly).
+    # (TensorFlowTrainer._maybe_symbolic_build reduces the first PerReplica batch eagerly; keras-team/keras#20585).
     model = custom_loop(strategy, "adam", initial, x, y)
     if config["task"]["index"] == 0:
         ref = custom_loop(tf.distribute.get_strategy(), "adam", initial, x, y)
