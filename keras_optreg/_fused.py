@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 
 def _handle(v):
@@ -55,9 +56,10 @@ def _kernel(rule, shape, variable, slots, gradient, scalars, finite):
 
 
 def available():
-    """The kernel applies outside ``tf.distribute`` strategies; under one, the rule runs op by op
-    inside the strategy's ``extended.update`` (per-replica variables are not plain resources)."""
-    return not tf.distribute.has_strategy()
+    """The kernel applies on the TensorFlow backend outside ``tf.distribute`` strategies; under one
+    (or on another backend), the rule runs op by op in ``keras.ops`` (per-replica variables are not
+    plain resources)."""
+    return keras.backend.backend() == "tensorflow" and not tf.distribute.has_strategy()
 
 
 def apply(rule, variable, slots, gradient, scalars, finite=None):
@@ -73,8 +75,7 @@ def _all_finite(gradients):
 
 
 def all_finite(gradients):
-    """Whether every gradient is finite: one fused reduction (XLA) outside strategies."""
-    gradients = [tf.convert_to_tensor(g) for g in gradients]
+    """Whether every gradient is finite: one fused reduction (XLA) where ``available()``."""
     if available():
-        return _all_finite(gradients)
-    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients])
+        return _all_finite([tf.convert_to_tensor(g) for g in gradients])
+    return ops.all(ops.stack([ops.all(ops.isfinite(g)) for g in gradients]))

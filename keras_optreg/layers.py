@@ -5,6 +5,10 @@ Every random layer keeps its random state in a non-trainable int32 Variable ``rn
 deterministic given its seed, compiles under XLA, works in ``tf.data`` and custom loops, and its
 state round-trips through ``.keras`` save/load (Keras' Dropout loses it: keras-team/keras#19796).
 Every layer is the identity (or the documented inference transform) when ``training`` is falsy.
+Under a ``tf.distribute`` strategy with several replicas, each replica advances its copy of
+``rng_state`` (all copies stay equal) and xors its replica id (times an odd constant) into the seed
+of its draw: replicas draw independent masks, and replica 0 draws what one device would draw on
+its slice. The global-batch masks therefore differ from one device's on the whole batch.
 """
 
 from __future__ import annotations
@@ -29,10 +33,17 @@ def _seed(seed):
     return seed
 
 
+_REPLICA_MIX = -1640531535  # 0x9E3779B1 (golden-ratio odd constant) as a signed int32
+
+
 class _SeededLayer(keras.layers.Layer):
     """Holds ``rng_state`` = (seed, counter) as a non-trainable int32 Variable."""
 
     def __init__(self, seed=None, **kwargs):
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError(f"keras_optreg.layers.{type(self).__name__} needs the TensorFlow backend (its stateless "
+                             "RNG and image ops are TensorFlow ops); BatchNormalization runs on any backend. "
+                             f"Received: KERAS_BACKEND={keras.backend.backend()}")
         super().__init__(**kwargs)
         self.seed = _seed(seed)
         initial = self.seed if self.seed is not None else random.SystemRandom().randrange(2 ** 31)
@@ -44,6 +55,12 @@ class _SeededLayer(keras.layers.Layer):
         state = tf.identity(self.rng_state.value)
         with tf.control_dependencies([state]):
             self.rng_state.assign_add(tf.constant([0, 1], tf.int32))
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            # Under a tf.distribute strategy every replica holds the same (seed, counter): mix the replica
+            # id into the seed so replicas draw independent masks (replica 0 draws what one device draws).
+            rid = tf.cast(replica.replica_id_in_sync_group, tf.int32)
+            state = tf.stack([tf.bitwise.bitwise_xor(state[0], rid * tf.constant(_REPLICA_MIX, tf.int32)), state[1]])
         return state
 
     def get_config(self):
@@ -182,13 +199,28 @@ class BatchNormalization(keras.layers.Layer):
     when the shape is static: its variance is undefined (Keras silently drives the moving variance to 0).
     With a dynamic m = 1 the moving variance is left unchanged. Statistics are float32 under
     mixed precision (float16 inputs).
+
+    Under a ``tf.distribute`` strategy with several replicas, ``synchronized=False`` (default, as
+    Keras) normalises each replica's share of the batch with that share's statistics: with a global
+    batch of B on R replicas, each replica computes exactly what one device computes on its B/R
+    slice, and the moving averages (``aggregation="mean"``) receive the mean over replicas of the
+    per-replica updates (without it, TensorFlow would keep replica 0's update).
+    ``synchronized=True`` (TensorFlow backend) all-reduces the sums behind the statistics
+    (``_math.layers.batchnorm_moments_global``): m, the mean and the variance are those of the
+    global batch, so training matches one device with the same global batch (tested in
+    ``tests/test_distributed.py``). Outside a strategy both settings compute the same.
     """
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",
-                 moving_mean_initializer="zeros", moving_variance_initializer="ones", **kwargs):
+                 moving_mean_initializer="zeros", moving_variance_initializer="ones", synchronized=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.axis = _axes(axis)
+        self.synchronized = _validation.boolean("synchronized", synchronized)
+        if self.synchronized and keras.backend.backend() != "tensorflow":
+            raise ValueError("Argument `synchronized=True` needs the TensorFlow backend (tf.distribute). "
+                             f"Received: synchronized=True with KERAS_BACKEND={keras.backend.backend()}")
         self.momentum = _validation.unit_interval("momentum", momentum)
         self.epsilon = _validation.finite_positive("epsilon", epsilon)
         self.center = _validation.boolean("center", center)
@@ -216,9 +248,11 @@ class BatchNormalization(keras.layers.Layer):
         self.beta = self.add_weight(name="beta", shape=shape, initializer=self.beta_initializer,
                                     trainable=True, autocast=False) if self.center else None
         self.moving_mean = self.add_weight(name="moving_mean", shape=shape, trainable=False,
-                                           initializer=self.moving_mean_initializer, autocast=False)
+                                           initializer=self.moving_mean_initializer, autocast=False,
+                                           aggregation="mean")
         self.moving_variance = self.add_weight(name="moving_variance", shape=shape, trainable=False,
-                                               initializer=self.moving_variance_initializer, autocast=False)
+                                               initializer=self.moving_variance_initializer, autocast=False,
+                                               aggregation="mean")
 
     def _b(self, v):
         return None if v is None else ops.reshape(ops.cast(v, "float32"), self._broadcast)
@@ -231,8 +265,13 @@ class BatchNormalization(keras.layers.Layer):
                 raise ValueError("BatchNormalization in training needs m >= 2 values per statistic "
                                  f"(the batch variance of one value is undefined); input shape {inputs.shape}, "
                                  f"axis={self.axis}. Use a larger batch or call with training=False.")
-            mean, var = _m.batchnorm_moments(x, self._reduction)
-            m = ops.cast(ops.prod(ops.take(ops.shape(x), list(self._reduction))), "float32")
+            replica = tf.distribute.get_replica_context() if self.synchronized else None
+            if replica is not None and replica.num_replicas_in_sync > 1:
+                mean, var, m = _m.batchnorm_moments_global(
+                    x, self._reduction, lambda t: replica.all_reduce(tf.distribute.ReduceOp.SUM, t))
+            else:
+                mean, var = _m.batchnorm_moments(x, self._reduction)
+                m = ops.cast(ops.prod(ops.take(ops.shape(x), list(self._reduction))), "float32")
             unbiased = ops.where(m > 1.0, _m.unbiased_variance(var, ops.maximum(m, 2.0)),
                                  self._b(self.moving_variance))
             shape = ops.shape(self.moving_mean)
@@ -254,7 +293,8 @@ class BatchNormalization(keras.layers.Layer):
                 "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
                 "beta_initializer": s(self.beta_initializer), "gamma_initializer": s(self.gamma_initializer),
                 "moving_mean_initializer": s(self.moving_mean_initializer),
-                "moving_variance_initializer": s(self.moving_variance_initializer)}
+                "moving_variance_initializer": s(self.moving_variance_initializer),
+                "synchronized": self.synchronized}
 
 
 def _crop_offsets(state, shape, height, width):

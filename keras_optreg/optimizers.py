@@ -17,7 +17,8 @@ Every class subclasses ``keras.optimizers.Optimizer`` and implements only ``buil
   ``iterations + 1``); EMA of the model weights, if enabled, still runs on unchanged weights.
 * ``"raise"``: ``tf.debugging.check_numerics`` on every gradient: an ``InvalidArgumentError``
   naming the variable in eager mode and inside ``tf.function``. Under ``jit_compile=True`` XLA
-  has no such check: the op is dropped and the step behaves like ``"propagate"``.
+  has no such check: the op is dropped and the step behaves like ``"propagate"``. TensorFlow
+  backend only (``ValueError`` at construction on another backend).
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ class _Optimizer(keras.optimizers.Optimizer):
 
     def __init__(self, learning_rate, nonfinite="propagate", name=None, **kwargs):
         nonfinite = V.one_of("nonfinite", nonfinite, NONFINITE)
+        if nonfinite == "raise" and keras.backend.backend() != "tensorflow":
+            raise ValueError("Argument `nonfinite='raise'` needs the TensorFlow backend (tf.debugging.check_numerics)"
+                             f". Received: nonfinite='raise' with KERAS_BACKEND={keras.backend.backend()}")
         super().__init__(learning_rate=_check_learning_rate(learning_rate), name=name, **kwargs)
         self.nonfinite = nonfinite
         self._finite = None
@@ -98,7 +102,7 @@ class _Optimizer(keras.optimizers.Optimizer):
 
     def _put(self, variable, value):
         if self._finite is not None:
-            value = ops.where(self._finite, value, variable)
+            value = ops.where(self._finite, value, ops.convert_to_tensor(variable))
         self.assign(variable, value)
 
     def get_config(self):

@@ -174,3 +174,21 @@ def test_eq20_tf_data_map():
 def test_eq20_custom_loop():
     layer = lc.custom_loop_runs(_make, X)
     assert not np.allclose(layer.moving_variance.numpy(), 1.0)
+
+
+def test_eq20_synchronized_option_config_validation_and_one_device_identity():
+    layer = L.BatchNormalization(synchronized=True, momentum=0.5)
+    assert layer.get_config()["synchronized"] is True
+    assert L.BatchNormalization.from_config(layer.get_config()).synchronized is True
+    with pytest.raises(TypeError, match="synchronized"):
+        L.BatchNormalization(synchronized="yes")
+    plain = L.BatchNormalization(momentum=0.5)
+    # one device (default replica context): the all-reduce path is not taken, results are identical
+    np.testing.assert_array_equal(np.asarray(layer(X, training=True)), np.asarray(plain(X, training=True)))
+    np.testing.assert_array_equal(layer.moving_variance.numpy(), plain.moving_variance.numpy())
+    # the all-reduce form of the statistics equals the one-device form when all_sum is the identity
+    mean, var, count = m.batchnorm_moments_global(X, (0, 1, 2), lambda t: t)
+    want_mean, want_var = m.batchnorm_moments(X, (0, 1, 2))
+    np.testing.assert_allclose(np.asarray(mean), np.asarray(want_mean), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(var), np.asarray(want_var), rtol=1e-6)
+    assert float(count) == X.shape[0] * X.shape[1] * X.shape[2]

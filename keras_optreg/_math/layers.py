@@ -38,6 +38,22 @@ def batchnorm_moments(x, reduction_axes):
     return mean, var
 
 
+def batchnorm_moments_global(x, reduction_axes, all_sum):
+    r"""Alg. 1 lines 1-2 over a batch split across replicas, two-pass like :func:`batchnorm_moments`:
+
+    .. math:: m = \sum_r m_r,\quad \mu_B = \frac1m\sum_r\sum_{i\in r} x_i,\quad
+              \sigma_B^2 = \frac1m\sum_r\sum_{i\in r} (x_i-\mu_B)^2
+
+    ``all_sum`` adds a tensor over the replicas (identity on one device), so the statistics are
+    those of the global batch. Returns ``(mu_B, sigma2_B, m)``, mean and variance with kept dims.
+    """
+    ones = ops.ones_like(x)
+    m = all_sum(ops.sum(ones, axis=reduction_axes, keepdims=True))
+    mean = all_sum(ops.sum(x, axis=reduction_axes, keepdims=True)) / m
+    var = all_sum(ops.sum(ops.square(x - mean), axis=reduction_axes, keepdims=True)) / m
+    return mean, var, ops.reshape(m, (-1,))[0]
+
+
 def batchnorm_normalize(x, mean, var, epsilon):
     r"""[IS15] Alg. 1 line 3 (lecture eq. 20, corrected with epsilon):
     :math:`\hat x_i = (x_i - \mu_B) / \sqrt{\sigma_B^2 + \epsilon}`."""

@@ -1,0 +1,149 @@
+"""The keras.ops parts on whichever Keras backend runs the tests (TensorFlow in CI, JAX in ``tox -e jax``).
+
+No TensorFlow import here: initializers, LinearDecay, the regularizers, BatchNormalization,
+``nonfinite="skip"``, model.fit and the .keras round trip against the spec on the current backend, and
+the TensorFlow-only parts (the seeded random layers, ``nonfinite="raise"``, synchronized
+BatchNormalization) either work (TensorFlow) or fail at construction naming the backend (others).
+``tests/test_optimizers.py``, ``tests/test_initializer_power.py`` and ``tests/test_validation.py`` are
+TensorFlow-free too and also run in ``tox -e jax``.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import keras_optreg as ko
+import spec.corrected as sc
+from keras_optreg import initializers as ki
+from keras_optreg import layers as L
+from spec import algorithms as A
+from spec import printed
+from tests import stats
+from tests.assertions import assert_conforms
+
+BACKEND = keras.backend.backend()
+F32 = 2.0 ** -23
+
+
+def _law(name, fan_in, fan_out):
+    if name == "flax":
+        sigma = float(sc.eq03_lecun_normal_sigma(fan_in))
+        m2, _ = stats.truncated_standard_normal_moments(2.0)
+        return sigma ** 2 * m2, stats.truncated_normal_kurtosis(2.0), \
+            (lambda x: sc.truncated_normal_cdf(x, sigma)), 2.0 * sigma
+    b = float(sc.eq01_glorot_uniform_bound(fan_in, fan_out) if name == "glorot"
+              else printed.eq02_he_uniform_bound(fan_in))
+    return b * b / 3.0, stats.UNIFORM_KURTOSIS, stats.uniform_cdf(b), b
+
+
+@pytest.mark.parametrize("seed", [0, 12345])
+@pytest.mark.parametrize("name, cls", [("glorot", ki.GlorotUniform), ("torch", ki.TorchDefault),
+                                       ("flax", ki.FlaxDefault)])
+def test_eq01_eq02_eq03_initializers_on_this_backend(name, cls, seed):
+    shape = (200, 300)
+    var, kurt, cdf, bound = _law(name, *shape)
+    w = np.asarray(cls(seed=seed)(shape, dtype="float32"))
+    assert w.dtype == np.float32 and w.shape == shape
+    assert np.max(np.abs(w)) <= bound * (1 + 2 * F32)
+    assert abs(stats.variance_z(w, var, kurt)) < stats.Z_LIMIT
+    assert stats.ks_pvalue(w, cdf) > stats.KS_P_MIN
+    np.testing.assert_array_equal(np.asarray(cls(seed=seed)(shape, dtype="float32")), w)  # seeded: reproducible
+
+
+def test_eq06_linear_decay_on_this_backend():
+    sched = ko.LinearDecay(0.1, 0.01, decay_steps=10)
+    steps = np.arange(0, 15)
+    got = np.array([float(sched(keras.ops.convert_to_tensor(k, "int32"))) for k in steps])
+    want = sc.eq06_linear_decay(steps, np.float32(0.1), np.float32(0.01), 10)
+    assert_conforms(got, want, eq="eq06", rtol=8 * F32)
+
+
+@pytest.mark.parametrize("cls, spec_fn", [(ko.regularizers.Tikhonov, sc.eq19_tikhonov_penalty),
+                                          (ko.regularizers.WeightNorm, sc.weight_norm_penalty)])
+def test_eq19_regularizers_on_this_backend(cls, spec_fn):
+    w = np.random.default_rng(1).normal(size=(7, 5)).astype(np.float32)
+    got = float(cls(0.03)(keras.ops.convert_to_tensor(w)))
+    assert_conforms(got, spec_fn([w], float(np.float32(0.03))), eq="eq19", rtol=64 * F32)
+
+
+def test_eq20_batchnorm_on_this_backend():
+    x = np.random.default_rng(2).normal(3.0, 2.0, size=(6, 4, 4, 3)).astype(np.float32)
+    layer = L.BatchNormalization(momentum=0.5)
+    y = np.asarray(layer(x, training=True))
+    assert_conforms(y, sc.eq20_batchnorm_normalize(x.astype(np.float64), epsilon=1e-3)[0], eq="eq20",
+                    rtol=1e-5, atol=1e-5)
+    m = x.size // 3
+    np.testing.assert_allclose(np.asarray(layer.moving_mean), 0.5 * x.mean(axis=(0, 1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(layer.moving_variance),
+                               0.5 + 0.5 * x.astype(np.float64).var(axis=(0, 1, 2)) * m / (m - 1), rtol=1e-5)
+    mean, var = np.asarray(layer.moving_mean), np.asarray(layer.moving_variance)
+    want = (x - mean) / np.sqrt(var + 1e-3)
+    np.testing.assert_allclose(np.asarray(layer(x, training=False)), want, rtol=1e-5, atol=1e-5)
+
+
+def test_eq18_nonfinite_skip_on_this_backend():
+    var = keras.Variable(np.array([1.0, 2.0], np.float32))
+    opt = ko.Adam(0.1, nonfinite="skip")
+    opt.build([var])
+    opt.apply([keras.ops.convert_to_tensor(np.array([np.inf, 1.0], np.float32))], [var])
+    np.testing.assert_array_equal(np.asarray(var), [1.0, 2.0])
+    assert int(opt.skipped_steps) == 1
+    g = np.array([1.0, -1.0], np.float32)
+    opt.apply([keras.ops.convert_to_tensor(g)], [var])
+    # the skipped step still counts (t = iterations + 1 = 2, see keras_optreg.optimizers): spec step t index 1
+    want, *_ = A.alg_adam_step(np.array([1.0, 2.0]), np.zeros(2), np.zeros(2), 1, g.astype(np.float64), 0.1,
+                               float(np.float32(0.9)), float(np.float32(0.999)), float(np.float32(1e-8)))
+    np.testing.assert_allclose(np.asarray(var), want, rtol=8 * F32)
+
+
+def _model():
+    inp = keras.Input((6,))
+    h = keras.layers.Dense(16, kernel_initializer=ki.GlorotUniform(seed=0),
+                           kernel_regularizer=ko.regularizers.Tikhonov(1e-4))(inp)
+    h = keras.layers.ReLU()(L.BatchNormalization(momentum=0.9)(h))
+    return keras.Model(inp, keras.layers.Dense(1, kernel_initializer=ki.FlaxDefault(seed=1))(h))
+
+
+@pytest.mark.parametrize("opt", ["adam", "sgd", "rmsprop", "adagrad"])
+def test_eq04_eq12_eq18_eq19_eq20_fit_and_keras_round_trip_on_this_backend(opt, tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(128, 6)).astype(np.float32)
+    y = (x @ rng.normal(size=(6, 1))).astype(np.float32)
+    schedule = ko.LinearDecay(3e-2, 3e-3, decay_steps=40)
+    optimizer = {"adam": lambda: ko.Adam(schedule), "sgd": lambda: ko.SGD(schedule, momentum=0.9),
+                 "rmsprop": lambda: ko.RMSprop(schedule, momentum=0.5), "adagrad": lambda: ko.Adagrad(0.1)}[opt]()
+    model = _model()
+    model.compile(optimizer=optimizer, loss="mse", jit_compile=True)
+    before = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, epochs=5, batch_size=16, verbose=0, shuffle=False)
+    after = model.evaluate(x, y, verbose=0)
+    assert after < 0.5 * before, (before, after)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    again = keras.models.load_model(path)
+    assert type(again.optimizer) is type(model.optimizer)
+    for a, b in zip(again.optimizer.variables, model.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(np.asarray(again.predict(x, verbose=0)), np.asarray(model.predict(x, verbose=0)))
+
+
+TF_ONLY = {
+    "Dropout": lambda: L.Dropout(0.5),
+    "InputNoise": lambda: L.InputNoise(0.1),
+    "RandomFlip": lambda: L.RandomFlip(),
+    "RandomCrop": lambda: L.RandomCrop(2, 2),
+    "RandomRotation": lambda: L.RandomRotation(max_angle_degrees=10),
+    "nonfinite": lambda: ko.Adam(nonfinite="raise"),
+    "synchronized": lambda: L.BatchNormalization(synchronized=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TF_ONLY))
+def test_dropout_input_noise_random_flip_random_crop_random_rotation_tensorflow_only_parts(name):
+    if BACKEND == "tensorflow":
+        assert TF_ONLY[name]() is not None
+    else:
+        with pytest.raises(ValueError, match=f"TensorFlow backend.*KERAS_BACKEND={BACKEND}"):
+            TF_ONLY[name]()
