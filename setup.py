@@ -11,6 +11,7 @@ setup(
     install_requires=["tensorflow>=2.21", "keras>=3.15", "numpy"],
     extras_require={
         "test": ["hypothesis>=6.100", "pytest>=8", "scipy"],
+        "conformance": ["hypothesis>=6.100"],
         "bench": ["pytest>=8", "pytest-benchmark>=4"],
         "examples": ["matplotlib", "scikit-learn"],
     },

@@ -77,7 +77,18 @@ class Verdict:
         return f"{self.status}: {self.detail}" if self.detail else self.status
 
     def as_dict(self):
-        return dataclasses.asdict(self)
+        """JSON-ready: arrays as lists."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(x):
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.ndarray | np.generic):
+        return _plain(x.tolist()) if isinstance(x, np.ndarray) else x.item()
+    return x
 
 
 class _Mismatch(Exception):
@@ -145,7 +156,7 @@ def _short(x):
 
 def _counterexample(check, fail):
     example, got, expected, worst, rtol, atol = fail
-    out = {"inputs": check.describe(example), "expected": "-", "got": _short(got)}
+    out = {"inputs": check.describe(example), "expected": "-", "got": _short(got), "example": example}
     if worst is not None:
         got, expected = float(_as_array(got)[worst]), float(_as_array(expected)[worst])
         out.update(inputs=out["inputs"] + f" at {tuple(int(i) for i in worst)}", expected=_short(expected),

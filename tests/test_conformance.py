@@ -1,0 +1,152 @@
+"""The conformance tool's verdicts (issue 7): ``python -m keras_optreg.conformance``.
+
+Each test runs the tool's own Hypothesis search (derandomized) with few examples, on the rows it
+names, and checks the verdict against what the spec and the Keras sources say.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_optreg
+from keras_optreg import conformance
+from keras_optreg.conformance import __main__ as cli
+from keras_optreg.conformance import conventions as K
+from keras_optreg.conformance import engine as E
+from keras_optreg.conformance import optimizers as O
+from keras_optreg.conformance import report
+
+N = 15  # Hypothesis examples per cell: a failing example shrinks to the same counterexample
+
+
+@pytest.fixture(scope="module")
+def optimizer_table():
+    return {(v.row, v.column): v for v in conformance.run(only=list(O.KINDS), max_examples=N)}
+
+
+def _cell(table, kind, column):
+    return table[(O.ROWS[kind], column)]
+
+
+@pytest.mark.parametrize("kind", O.KINDS)
+def test_eq05_eq09_eq12_eq18_keras_optreg_optimizers_conform(optimizer_table, kind):
+    v = _cell(optimizer_table, kind, "keras_optreg")
+    assert v.ours and v.status == E.CONFORMS, v.cell()
+    assert v.max_rel_err < 1e-5, v.cell()
+
+
+def test_eq18_conformance_flags_keras_adam_epsilon_hat(optimizer_table):
+    v = _cell(optimizer_table, "adam", "keras")
+    assert v.status == E.DEVIATES and v.detail.startswith("epsilon-hat"), v.cell()
+    hp, theta0, grads, _ = v.counterexample["example"]
+    # a counterexample at tiny gradients: within four decades of delta, far below O(1) gradients,
+    # where Keras' delta-hat (= delta sqrt(1 - beta_2^t)) is not negligible against sqrt(r)
+    assert np.max(np.abs(grads)) <= 1e-5, v.cell()
+    assert np.max(np.abs(grads)) < 1e4 * hp["epsilon"], v.cell()
+    # the counterexample is one: Keras' trajectory is outside the float32 tolerance of GBC16 Alg. 8.7 ...
+    run, ref, tol = O.keras_runner(O._keras("adam")[1]), O.trajectory(O._corrected("adam")), O.tolerance("adam")
+    example = v.counterexample["example"]
+    assert not E.compare(run(example), ref(example), *tol(example, ref(example)))[0]
+    # ... and inside that of the epsilon-hat form
+    alt = O.trajectory(K.adam_epsilon_hat)
+    assert E.compare(run(example), alt(example), *tol(example, alt(example)))[0]
+
+
+def test_adagrad_conformance_names_keras_initial_accumulator(optimizer_table):
+    v = _cell(optimizer_table, "adagrad", "keras")
+    assert v.status == E.DEVIATES and "initial accumulator 0.1" in v.detail, v.cell()
+
+
+def test_eq12_conformance_finds_keras_rmsprop_delta_inside_the_root(optimizer_table):
+    """keras/src/optimizers/rmsprop.py divides by sqrt(velocity + epsilon): GBC16 Alg. 8.5's form."""
+    assert _cell(optimizer_table, "rmsprop", "keras").status == E.CONFORMS
+
+
+def test_eq09_printed_momentum_diverges_from_gbc16_alg82(optimizer_table):
+    v = _cell(optimizer_table, "momentum", "spec (as printed)")
+    assert v.status == E.DEVIATES and "E-mom" in v.detail, v.cell()
+    assert _cell(optimizer_table, "momentum", "keras").status == E.CONFORMS  # lr inside the velocity, as GBC16
+
+
+def test_eq11_eq12_eq16_eq17_eq18_printed_forms_are_flagged_with_their_errata(optimizer_table):
+    assert "E-rms" in _cell(optimizer_table, "rmsprop", "spec (as printed)").detail
+    assert "E-adam" in _cell(optimizer_table, "adam", "spec (as printed)").detail
+    assert _cell(optimizer_table, "sgd", "spec (as printed)").status == E.CONFORMS  # eq. (5) is right
+
+
+class _SignFlippedAdam(keras_optreg.Adam):
+    def _step(self, variable, update):
+        super()._step(variable, -update)
+
+
+class _NoPowerAdam(keras_optreg.Adam):
+    """Bias correction 1 - beta instead of 1 - beta^t: Adam with t frozen at 1."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        i = self._get_variable_index(variable)
+        s, r = self._s[i], self._r[i]
+        dt = variable.dtype
+        update, s_new, r_new = keras_optreg._math.optim.adam(
+            ops.cast(gradient, dt), s, r, ops.cast(1.0, dt), self._lr(learning_rate, variable),
+            ops.cast(self.beta_1, dt), ops.cast(self.beta_2, dt), ops.cast(self.epsilon, dt))
+        self._put(s, s_new)
+        self._put(r, r_new)
+        self._step(variable, update)
+
+
+def test_eq18_conformance_flags_a_sign_flipped_adam():
+    v = conformance.verify_optimizer("adam", lambda hp: _SignFlippedAdam(**hp), max_examples=N)
+    assert v.status == E.DEVIATES and v.detail == "unexplained", v.cell()
+    assert report.exit_code([v]) == 0  # an injected component is not keras_optreg's
+
+
+def test_eq16_eq17_conformance_flags_missing_bias_correction_power():
+    v = conformance.verify_optimizer("adam", lambda hp: _NoPowerAdam(**hp), max_examples=N)
+    assert v.status == E.DEVIATES and "instead of 1 - beta^t" in v.detail, v.cell()
+
+
+def test_eq08_conformance_names_learning_rate_outside_the_velocity():
+    """PyTorch's momentum convention, injected as a float64 implementation: found by a changing rate."""
+    check = O.make_check("momentum", "injected", "torch-style", O.trajectory(K.momentum_lr_outside))
+    v = E.evaluate(check, N)
+    assert v.status == E.DEVIATES and v.detail.startswith("learning rate outside"), v.cell()
+    assert len(set(v.counterexample["example"][3])) > 1  # needs a learning rate that changes
+
+
+def test_conformance_cli_json_only_and_exit_code(capsys):
+    code = cli.main(["--only", "sgd", "--format", "json", "--max-examples", "3", "--quiet"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 == out["exit_code"]
+    assert {v["row"] for v in out["verdicts"]} == {O.ROWS["sgd"]}
+    assert {v["column"] for v in out["verdicts"]} >= {"keras_optreg", "keras", "spec (as printed)"}
+    assert all(v["status"] == "conforms" for v in out["verdicts"] if v["column"] in ("keras_optreg", "keras"))
+
+
+def test_conformance_cli_exit_code_is_one_when_keras_optreg_deviates(monkeypatch, capsys):
+    monkeypatch.setattr(O, "_ours", lambda kind: ("keras_optreg.Adam (sign flipped)",
+                                                  lambda hp: _SignFlippedAdam(**hp)))
+    assert cli.main(["--only", "adam", "--max-examples", "3", "--quiet"]) == 1
+    assert "keras_optreg.Adam (sign flipped)`: deviates" in capsys.readouterr().out
+
+
+def test_conformance_cli_rejects_an_unknown_row_and_missing_hypothesis(monkeypatch, capsys):
+    assert cli.main(["--only", "nosuchrow"]) == 2
+    assert "nosuchrow" in capsys.readouterr().err
+    real = cli.importlib.util.find_spec
+    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda n: None if n == "hypothesis" else real(n))
+    assert cli.main([]) == 2
+    assert "pip install keras_optreg[conformance]" in capsys.readouterr().err
+
+
+def test_conformance_exit_code_semantics():
+    ok = E.Verdict("r", "keras_optreg", "c", E.CONFORMS, ours=True, max_rel_err=0.0)
+    bad = E.Verdict("r", "keras_optreg", "c", E.DEVIATES, detail="unexplained", ours=True)
+    theirs = E.Verdict("r", "keras", "c", E.DEVIATES, detail="x")
+    broken = E.Verdict("r", "keras", "c", E.ERROR, detail="bug")
+    assert report.exit_code([ok, theirs]) == 0
+    assert report.exit_code([ok, bad]) == 1
+    assert report.exit_code([ok, broken]) == 2
