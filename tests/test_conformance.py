@@ -126,11 +126,16 @@ def test_conformance_cli_json_only_and_exit_code(capsys):
     assert all(v["status"] == "conforms" for v in out["verdicts"] if v["column"] in ("keras_optreg", "keras"))
 
 
+class _SignFlippedSGD(keras_optreg.SGD):
+    def _step(self, variable, update):
+        super()._step(variable, -update)
+
+
 def test_conformance_cli_exit_code_is_one_when_keras_optreg_deviates(monkeypatch, capsys):
-    monkeypatch.setattr(O, "_ours", lambda kind: ("keras_optreg.Adam (sign flipped)",
-                                                  lambda hp: _SignFlippedAdam(**hp)))
-    assert cli.main(["--only", "adam", "--max-examples", "3", "--quiet"]) == 1
-    assert "keras_optreg.Adam (sign flipped)`: deviates" in capsys.readouterr().out
+    monkeypatch.setattr(O, "_ours", lambda kind: ("keras_optreg.SGD (sign flipped)",
+                                                  lambda hp: _SignFlippedSGD(**hp)))
+    assert cli.main(["--only", "sgd", "--max-examples", "3", "--quiet"]) == 1
+    assert "keras_optreg.SGD (sign flipped)`: deviates" in capsys.readouterr().out
 
 
 def test_conformance_cli_rejects_an_unknown_row_and_missing_hypothesis(monkeypatch, capsys):

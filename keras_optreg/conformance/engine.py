@@ -114,7 +114,7 @@ def compare(got, expected, rtol, atol):
     return bool(close.all()), rel, worst
 
 
-def search(strategy, run, reference, tolerance, max_examples):
+def search(strategy, run, reference, tolerance, max_examples, shrink=True):
     """Run the property; return (max normwise rel err over passing examples, shrunk failure or None).
 
     The failure is ``(example, got, expected, worst index, rtol, atol)`` of the last failing call, which is
@@ -137,7 +137,7 @@ def search(strategy, run, reference, tolerance, max_examples):
         state["rel"] = max(state["rel"], rel)
 
     prop = settings(max_examples=max_examples, derandomize=True, database=None, deadline=None,
-                    print_blob=False, phases=(Phase.explicit, Phase.generate, Phase.shrink),
+                    print_blob=False, phases=(Phase.explicit, Phase.generate) + ((Phase.shrink,) if shrink else ()),
                     suppress_health_check=list(HealthCheck))(given(strategy)(body))
     try:
         prop()
@@ -177,7 +177,8 @@ def evaluate(check, max_examples):
     counter = _counterexample(check, fail)
     for conv in check.conventions:
         try:
-            _, alt_fail = search(check.strategy(), check.run, conv.reference, check.tolerance, max_examples)
+            _, alt_fail = search(check.strategy(), check.run, conv.reference, check.tolerance, max_examples,
+                                 shrink=False)
         except Exception:  # noqa: S112 - an alternative that cannot be evaluated explains nothing
             continue
         if alt_fail is None:
