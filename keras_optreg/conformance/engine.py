@@ -65,7 +65,8 @@ class Verdict:
 
     def cell(self):
         if self.status == CONFORMS:
-            return f"conforms (max rel err {self.max_rel_err:.1e})"
+            kind = next((k for k in ("statistical", "structural") if self.method.startswith(k)), "")
+            return f"conforms (max rel err {self.max_rel_err:.1e}{', ' + kind if kind else ''})"
         if self.status == DEVIATES:
             text = f"deviates: {self.detail}"
             if self.counterexample:
@@ -158,6 +159,8 @@ def _counterexample(check, fail):
     example, got, expected, worst, rtol, atol = fail
     out = {"inputs": check.describe(example), "expected": "-", "got": _short(got), "example": example}
     if worst is not None:
+        shape = _as_array(expected).shape
+        rtol, atol = (float(np.broadcast_to(np.asarray(x, np.float64), shape)[worst]) for x in (rtol, atol))
         got, expected = float(_as_array(got)[worst]), float(_as_array(expected)[worst])
         out.update(inputs=out["inputs"] + f" at {tuple(int(i) for i in worst)}", expected=_short(expected),
                    got=_short(got), allowed=f"{atol + rtol * abs(expected):.2g}", difference=f"{abs(got - expected):.2g}")

@@ -16,18 +16,15 @@ def markdown(verdicts):
     columns = [c for c in COLUMNS if any(v.column == c for v in verdicts)]
     columns += sorted({v.column for v in verdicts} - set(columns))
     rows = list(dict.fromkeys(v.row for v in verdicts))
-    cells = {(v.row, v.column): v for v in verdicts}
+    cells = {}
+    for v in verdicts:
+        cells.setdefault((v.row, v.column), []).append(v)
     lines = ["| spec row | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for row in rows:
         out = []
         for col in columns:
-            v = cells.get((row, col))
-            if v is None:
-                out.append("")
-            elif v.status in (E.NOT_INSTALLED,):
-                out.append(v.status)
-            else:
-                out.append(f"`{v.component}`: {_md(v.cell())}")
+            out.append("<br>".join(v.status if v.status == E.NOT_INSTALLED else f"`{v.component}`: {_md(v.cell())}"
+                                   for v in cells.get((row, col), [])))
         lines.append(f"| {_md(row)} | " + " | ".join(out) + " |")
     return "\n".join(lines)
 
