@@ -162,7 +162,8 @@ def _counterexample(check, fail):
         shape = _as_array(expected).shape
         rtol, atol = (float(np.broadcast_to(np.asarray(x, np.float64), shape)[worst]) for x in (rtol, atol))
         got, expected = float(_as_array(got)[worst]), float(_as_array(expected)[worst])
-        out.update(inputs=out["inputs"] + f" at {tuple(int(i) for i in worst)}", expected=_short(expected),
+        at = f" at {tuple(int(i) for i in worst)}" if len(worst) else ""
+        out.update(inputs=out["inputs"] + at, expected=_short(expected),
                    got=_short(got), allowed=f"{atol + rtol * abs(expected):.2g}", difference=f"{abs(got - expected):.2g}")
     return out
 
