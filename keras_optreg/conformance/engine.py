@@ -63,6 +63,7 @@ class Verdict:
     detail: str = ""
     max_rel_err: float | None = None
     max_band: float | None = None
+    examples: int = 0
     counterexample: dict | None = None
     ours: bool = False
     method: str = ""
@@ -70,8 +71,8 @@ class Verdict:
     def cell(self):
         if self.status == CONFORMS:
             kind = next((k for k in ("statistical", "structural") if self.method.startswith(k)), "")
-            if kind:  # a relative error of z-scores and sample maxima means nothing: report the band used
-                return f"conforms ({kind}; worst example at {self.max_band:.0%} of the allowed band)"
+            if kind:  # a relative error of z-scores and sample maxima means nothing
+                return f"conforms ({kind}; {self.examples} examples within bounds)"
             return f"conforms (max rel err {self.max_rel_err:.1e})"
         if self.status == DEVIATES:
             text = f"deviates: {self.detail}"
@@ -131,7 +132,7 @@ def search(strategy, run, reference, tolerance, max_examples, shrink=True, condi
     The failure is ``(example, got, expected, worst index, rtol, atol)`` of the last failing call, which is
     Hypothesis' final replay of the shrunk example; an exception raised by ``run`` is a failure too.
     """
-    state = {"rel": 0.0, "band": 0.0, "fail": None}
+    state = {"rel": 0.0, "band": 0.0, "fail": None, "n": 0}
 
     def body(example):
         try:
@@ -147,6 +148,7 @@ def search(strategy, run, reference, tolerance, max_examples, shrink=True, condi
             raise _Mismatch
         state["rel"] = max(state["rel"], rel)
         state["band"] = max(state["band"], band)
+        state["n"] += 1
 
     prop = settings(max_examples=max_examples, derandomize=True, database=None, deadline=None,
                     print_blob=False, phases=(Phase.explicit, Phase.generate) + ((Phase.shrink,) if shrink else ()),
@@ -189,7 +191,7 @@ def evaluate(check, max_examples):
     except Exception as exc:  # a bug in the check itself, not a verdict
         return Verdict(status=ERROR, detail=f"{type(exc).__name__}: {exc}"[:300], **base)
     if fail is None:
-        return Verdict(status=CONFORMS, max_rel_err=stats["rel"], max_band=stats["band"], **base)
+        return Verdict(status=CONFORMS, max_rel_err=stats["rel"], max_band=stats["band"], examples=stats["n"], **base)
     counter = _counterexample(check, fail)
     for conv in check.conventions:
         try:

@@ -54,7 +54,11 @@ def as_float32(x):
     return np.asarray(np.asarray(x, dtype=np.float32), dtype=np.float64)
 
 
-def flush_subnormals(x):
-    """TensorFlow on CPU flushes float32 subnormals to zero: hand every side the flushed values."""
+def flush_subnormals(x, below=None):
+    """TensorFlow on CPU flushes float32 subnormals to zero: hand every side the flushed values.
+
+    ``below``: flush magnitudes below this too (e.g. 1e-15 where squares are taken, whose float32
+    squares would be subnormal and flushed inside the implementation).
+    """
     x = np.asarray(x, np.float32)
-    return np.where(np.abs(x) < np.finfo(np.float32).tiny, np.float32(0), x)
+    return np.where(np.abs(x) < (below or np.finfo(np.float32).tiny), np.float32(0), x)
