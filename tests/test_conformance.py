@@ -134,7 +134,7 @@ class _SignFlippedSGD(keras_optreg.SGD):
 def test_conformance_cli_exit_code_is_one_when_keras_optreg_deviates(monkeypatch, capsys):
     monkeypatch.setattr(O, "_ours", lambda kind: ("keras_optreg.SGD (sign flipped)",
                                                   lambda hp: _SignFlippedSGD(**hp)))
-    assert cli.main(["--only", "sgd", "--max-examples", "3", "--quiet"]) == 1
+    assert cli.main(["--only", "sgd", "--max-examples", "10", "--quiet"]) == 1
     assert "keras_optreg.SGD (sign flipped)`: deviates" in capsys.readouterr().out
 
 
@@ -155,3 +155,78 @@ def test_conformance_exit_code_semantics():
     assert report.exit_code([ok, theirs]) == 0
     assert report.exit_code([ok, bad]) == 1
     assert report.exit_code([ok, broken]) == 2
+
+
+# ---- initializers, schedule, penalty, layers ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def other_table():
+    rows = ["glorot", "torch_uniform", "lecun_normal", "linear_decay", "tikhonov", "weight_norm", "batchnorm",
+            "batchnorm_moving", "dropout", "input_noise", "random_flip"]
+    return {(v.row, v.column, v.component): v for v in conformance.run(only=rows, max_examples=10)}
+
+
+def _find(table, row_prefix, column, component=None):
+    hits = [v for (row, col, comp), v in table.items()
+            if row.startswith(row_prefix) and col == column and (component is None or comp == component)]
+    assert len(hits) == 1, (row_prefix, column, component, [v.component for v in hits])
+    return hits[0]
+
+
+def test_eq01_eq02_eq03_eq06_eq19_eq20_dropout_input_noise_random_flip_keras_optreg_conforms(other_table):
+    ours = [v for v in other_table.values() if v.column == "keras_optreg"]
+    assert len(ours) == 11 and all(v.ours for v in ours)
+    assert all(v.status == E.CONFORMS for v in ours), [v.cell() for v in ours if v.status != E.CONFORMS]
+
+
+def test_eq02_conformance_names_he_uniform_against_the_printed_bound(other_table):
+    v = _find(other_table, "eq02", "keras", "keras.initializers.HeUniform")
+    assert v.status == E.DEVIATES and "E-init2" in v.detail, v.cell()
+    assert _find(other_table, "eq02", "keras", "keras.initializers.VarianceScaling(1/3, 'fan_in', 'uniform')"
+                 ).status == E.CONFORMS
+
+
+def test_eq03_conformance_flags_the_printed_truncated_normal(other_table):
+    v = _find(other_table, "eq03", "spec (as printed)")
+    assert v.status == E.DEVIATES and "E-init3" in v.detail, v.cell()
+    assert _find(other_table, "eq03", "keras").status == E.CONFORMS  # VarianceScaling truncated = flax
+
+
+def test_eq06_polynomial_decay_power_one_conforms(other_table):
+    assert _find(other_table, "eq06", "keras").status == E.CONFORMS
+
+
+def test_eq19_conformance_flags_keras_l2_without_the_half(other_table):
+    v = _find(other_table, "eq19 Tikhonov", "keras")
+    assert v.status == E.DEVIATES and v.detail.startswith("no 1/2"), v.cell()
+    assert "E-reg" in _find(other_table, "eq19 Tikhonov", "spec (as printed)").detail
+
+
+def test_eq20_conformance_flags_keras_biased_moving_variance(other_table):
+    v = _find(other_table, "eq20 moving", "keras")
+    assert v.status == E.DEVIATES and v.detail.startswith("biased moving variance"), v.cell()
+    assert _find(other_table, "eq20 batch", "keras").status == E.CONFORMS  # the training output agrees
+    assert "E-bn" in _find(other_table, "eq20 batch", "spec (as printed)").detail
+
+
+def test_dropout_input_noise_random_flip_keras_built_ins_conform(other_table):
+    for row in ("dropout", "input noise", "random left-right flip"):
+        assert _find(other_table, row, "keras").status == E.CONFORMS, row
+
+
+def test_dropout_conformance_flags_a_dropout_without_rescaling():
+    """Srivastava et al.'s form (no 1/(1 - rate) in training): named, not conforming."""
+    import keras
+
+    from keras_optreg.conformance import layers as LC
+
+    class Unscaled(keras.layers.Dropout):
+        def call(self, inputs, training=False):
+            y = super().call(inputs, training=training)
+            return y * (1.0 - self.rate) if training else inputs * (1.0 - self.rate)
+
+    check = next(c for c in LC.checks("dropout") if isinstance(c, E.Check) and c.column == "keras")
+    check.run = LC.dropout_runner(lambda r, s: Unscaled(r, seed=s))
+    v = E.evaluate(check, 10)
+    assert v.status == E.DEVIATES and v.detail.startswith("Srivastava"), v.cell()

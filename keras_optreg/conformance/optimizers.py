@@ -1,7 +1,8 @@
 """Optimizer rows (lecture eqs. 4-18, GBC16 Alg. 8.1-8.7): float32 trajectories against the float64 spec.
 
 An example is ``(hp, theta0, grads, lr_factors)``: hyper-parameters, float32 start point, STEPS
-float32 gradients (scales 1e-6 .. 1e3, shrinking towards tiny gradients) and a per-step factor
+float32 gradients (scales 1e-6 .. 1e3, or for half the examples of a rule with a delta, 1 to 1000
+times delta; shrinking towards tiny gradients) and a per-step factor
 on the learning rate (1, 0.5 or 0.25; shrinks to a constant rate), which separates "learning rate
 inside the velocity" (GBC16, Keras) from "outside" (PyTorch). Every implementation takes the same
 gradient sequence, from zero slots, and returns the parameters after each step.
@@ -55,12 +56,16 @@ def hyper(kind):
 
 @st.composite
 def examples(draw, kind):
+    hp = draw(hyper(kind))
     shape = draw(S.shapes())
     theta0 = S.flush_subnormals(S.as_float32(draw(S.arrays(shape, -10.0, 10.0))))
     scale = draw(S.gradient_scales)
+    if "epsilon" in hp and draw(st.booleans()):
+        # half the examples put |g| within three decades above delta, where delta's placement matters
+        scale = float(S.as_float32(hp["epsilon"])) * draw(S.log_uniform(0, 3))
     grads = S.flush_subnormals(S.as_float32(draw(S.arrays((S.STEPS, *shape), -1.0, 1.0)) * scale))
     factors = tuple(draw(st.lists(st.sampled_from((1.0, 0.5, 0.25)), min_size=S.STEPS, max_size=S.STEPS)))
-    return draw(hyper(kind)), theta0, grads, factors
+    return hp, theta0, grads, factors
 
 
 def learning_rates(hp, factors):
