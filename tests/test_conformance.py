@@ -230,3 +230,25 @@ def test_dropout_conformance_flags_a_dropout_without_rescaling():
     check.run = LC.dropout_runner(lambda r, s: Unscaled(r, seed=s))
     v = E.evaluate(check, 10)
     assert v.status == E.DEVIATES and v.detail.startswith("Srivastava"), v.cell()
+
+
+def _layer_check(kind, column="keras_optreg"):
+    from keras_optreg.conformance import layers as LC
+
+    return next(c for c in LC.checks(kind) if isinstance(c, E.Check) and c.column == column)
+
+
+def test_random_crop_random_rotation_conform_and_broken_ones_are_flagged():
+    import keras
+
+    from keras_optreg.conformance import layers as LC
+
+    for kind in ("random_crop", "random_rotation"):
+        v = E.evaluate(_layer_check(kind), 8)
+        assert v.status == E.CONFORMS, v.cell()
+    corner = _layer_check("random_crop")  # always the top-left window: a crop, but not a uniform one
+    corner.run = LC.crop_runner(lambda h, w, s: lambda x, training: x[:, :h, :w, :])
+    assert E.evaluate(corner, 10).status == E.DEVIATES
+    flipped = _layer_check("random_rotation")  # a mirror image is no rotation
+    flipped.run = LC.rotation_runner(lambda m, s: lambda x, training: keras.ops.flip(x, axis=2))
+    assert E.evaluate(flipped, 8).status == E.DEVIATES

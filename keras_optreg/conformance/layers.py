@@ -334,11 +334,15 @@ def _noise_checks():
 IMAGE_SHAPES = ((16, 8, 8, 1), (8, 9, 7, 2), (4, 16, 16, 3))
 
 
+def _random_images(draw, shapes):
+    """Images of uniform pixels from a drawn NumPy seed: almost surely asymmetric, every window distinct."""
+    shape = draw(st.sampled_from(shapes))
+    return np.random.default_rng(draw(st.integers(0, 2**32 - 1))).random(shape).astype(np.float32)
+
+
 @st.composite
-def image_examples(draw):
-    shape = draw(st.sampled_from(IMAGE_SHAPES))
-    images = S.as_float32(draw(S.arrays(shape, 0.0, 1.0))).astype(np.float32)
-    return images, draw(st.integers(0, 2**30))
+def image_examples(draw, shapes=IMAGE_SHAPES):
+    return _random_images(draw, shapes), draw(st.integers(0, 2**30))
 
 
 def describe_images(example):
@@ -390,6 +394,74 @@ def _flip_checks():
     yield E.na(row, "spec (as printed)", "spec.printed", "unnumbered: the lecture prints no flip equation")
 
 
+CROP_SHAPES = ((64, 8, 8, 1), (32, 9, 7, 2), (16, 16, 16, 3))
+
+
+@st.composite
+def crop_examples(draw):
+    """Crops at most half the image: spans >= H/2, so that 6 standard errors of the mean offset
+    separate a uniform placement from a fixed corner (e.g. 64 images, span 4: the corner is 11 sigma off)."""
+    images, seed = draw(image_examples(CROP_SHAPES))
+    _, h, w, _ = images.shape
+    return images, draw(st.integers(1, h // 2)), draw(st.integers(1, w // 2)), seed
+
+
+def describe_crop(example):
+    return f"images shape {example[0].shape}, crop {example[1]}x{example[2]}, seed {example[3]}"
+
+
+def _windows(image, out):
+    """Offsets (oh, ow) of every window of ``image`` equal to ``out``."""
+    h, w = out.shape[:2]
+    return [(oh, ow) for oh in range(image.shape[0] - h + 1) for ow in range(image.shape[1] - w + 1)
+            if np.array_equal(image[oh:oh + h, ow:ow + w], out)]
+
+
+def crop_runner(factory):
+    """[y (training), the larger |z| of the mean offsets against the uniform law, over unambiguous images]."""
+    def run(example):
+        x, h, w, seed = example
+        y = np.asarray(factory(h, w, seed)(x, training=True), np.float64)
+        if y.shape != (x.shape[0], h, w, x.shape[3]):
+            raise ValueError(f"output shape {y.shape}, expected {(x.shape[0], h, w, x.shape[3])}")
+        found = [_windows(np.asarray(a, np.float64), b) for a, b in zip(x, y, strict=True)]
+        offs = np.array([f[0] for f in found if len(f) == 1], np.float64).reshape(-1, 2)
+        z = 0.0
+        for axis, span in ((0, x.shape[1] - h), (1, x.shape[2] - w)):
+            if len(offs) and span > 0:
+                sd = math.sqrt(((span + 1) ** 2 - 1) / 12.0 / len(offs))
+                z = max(z, abs(offs[:, axis].mean() - span / 2.0) / sd)
+        return np.concatenate([y.ravel(), [z]])
+    return run
+
+
+def crop_reference(example, got):
+    x, h, w, _ = example
+    x = np.asarray(x, np.float64)
+    y = got[:-1].reshape(x.shape[0], h, w, x.shape[3])
+    found = [_windows(a, b) or [(0, 0)] for a, b in zip(x, y, strict=True)]  # no window: compare with (0, 0)
+    want = U.random_crop(x, h, w, [f[0][0] for f in found], [f[0][1] for f in found])
+    return np.concatenate([want.ravel(), [0.0]])
+
+
+def _crop_checks():
+    import keras
+
+    from keras_optreg import layers as L
+
+    row = ROWS["random_crop"]
+
+    def check(column, component, run, ours=False):
+        return E.Check(row=row, column=column, component=component, strategy=crop_examples, run=run,
+                       reference=crop_reference, tolerance=sigma_tolerance, describe=describe_crop, ours=ours,
+                       method=STRUCTURAL, conditional=True)
+
+    yield check("keras_optreg", "keras_optreg.layers.RandomCrop",
+                crop_runner(lambda h, w, s: L.RandomCrop(h, w, seed=s)), ours=True)
+    yield check("keras", "keras.layers.RandomCrop", crop_runner(lambda h, w, s: keras.layers.RandomCrop(h, w, seed=s)))
+    yield E.na(row, "spec (as printed)", "spec.printed", "unnumbered: the lecture prints no crop equation")
+
+
 def checks(kind):
     if kind in ("batchnorm", "batchnorm_moving"):
         yield from _bn_checks(kind)
@@ -399,11 +471,82 @@ def checks(kind):
         yield from _noise_checks()
     elif kind == "random_flip":
         yield from _flip_checks()
+    elif kind == "random_crop":
+        yield from _crop_checks()
     else:
-        row = ROWS[kind]
-        reason = "check not written yet"
-        yield E.na(row, "keras_optreg", f"keras_optreg.layers.{'RandomCrop' if kind == 'random_crop' else 'RandomRotation'}",
-                   reason)
-        yield E.na(row, "keras", f"keras.layers.{'RandomCrop' if kind == 'random_crop' else 'RandomRotation'}", reason)
-        yield E.na(row, "spec (as printed)", "spec.printed", "unnumbered: the lecture prints no equation")
+        yield from _rotation_checks()
     yield from _na_libs(kind)
+
+
+# ---- rotation: the angle is read from the output by a search ---------------------------------------
+
+
+ROTATION_SHAPES = ((2, 8, 8, 1), (3, 9, 7, 2), (2, 16, 16, 3))
+
+
+@st.composite
+def rotation_examples(draw):
+    images = _random_images(draw, ROTATION_SHAPES)
+    return images, float(np.float32(draw(st.floats(0.01, 0.5)))), draw(st.integers(0, 2**30))
+
+
+def describe_rotation(example):
+    return f"images shape {example[0].shape}, max angle {example[1]:.3g} rad, seed {example[2]}"
+
+
+def _fit_angle(image, out, max_angle):
+    """The angle in [-max, max] whose spec rotation is closest to ``out``: a 65-point grid, then golden section."""
+    def loss(a):
+        return float(np.sum((U.random_rotation_bilinear(image[None], [a])[0] - out) ** 2))
+
+    grid = np.linspace(-max_angle, max_angle, 65)
+    i = int(np.argmin([loss(a) for a in grid]))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    g = (math.sqrt(5.0) - 1.0) / 2.0
+    for _ in range(40):
+        a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+        if loss(a) < loss(b):
+            hi = b
+        else:
+            lo = a
+    return 0.5 * (lo + hi)
+
+
+def rotation_runner(factory):
+    def run(example):
+        x, max_angle, seed = example
+        return np.concatenate([np.asarray(factory(max_angle, seed)(x, training=True), np.float64).ravel(), [0.0]])
+    return run
+
+
+def rotation_reference(example, got):
+    x, max_angle, _ = example
+    x = np.asarray(x, np.float64)
+    y = got[:-1].reshape(x.shape)
+    angles = [_fit_angle(a, b, max_angle) for a, b in zip(x, y, strict=True)]
+    return np.concatenate([U.random_rotation_bilinear(x, angles).ravel(), [0.0]])
+
+
+def rotation_tolerance(example, expected):
+    return 0.0, np.concatenate([np.full(len(expected) - 1, 1e-4), [0.0]])
+
+
+def _rotation_checks():
+    import keras
+
+    from keras_optreg import layers as L
+
+    row = ROWS["random_rotation"]
+
+    def check(column, component, run, ours=False):
+        return E.Check(row=row, column=column, component=component, strategy=rotation_examples, run=run,
+                       reference=rotation_reference, tolerance=rotation_tolerance, describe=describe_rotation,
+                       ours=ours, method="structural: output against the spec's rotation by the best-fitting angle "
+                       "(1e-4 absolute on pixels in [0, 1])", conditional=True)
+
+    yield check("keras_optreg", "keras_optreg.layers.RandomRotation",
+                rotation_runner(lambda m, s: L.RandomRotation(max_angle_radians=m, seed=s)), ours=True)
+    yield check("keras", "keras.layers.RandomRotation(fill_mode='constant')", rotation_runner(
+        lambda m, s: keras.layers.RandomRotation(m / (2 * math.pi), fill_mode="constant", interpolation="bilinear",
+                                                 fill_value=0.0, seed=s)))
+    yield E.na(row, "spec (as printed)", "spec.printed", "unnumbered: the lecture prints no rotation equation")
