@@ -246,6 +246,8 @@ def test_random_crop_random_rotation_conform_and_broken_ones_are_flagged():
     for kind in ("random_crop", "random_rotation"):
         v = E.evaluate(_layer_check(kind), 8)
         assert v.status == E.CONFORMS, v.cell()
+    v = E.evaluate(_layer_check("random_crop", "keras"), 8)
+    assert v.status == E.DEVIATES and v.detail.startswith("one crop window per batch"), v.cell()
     corner = _layer_check("random_crop")  # always the top-left window: a crop, but not a uniform one
     corner.run = LC.crop_runner(lambda h, w, s: lambda x, training: x[:, :h, :w, :])
     assert E.evaluate(corner, 10).status == E.DEVIATES

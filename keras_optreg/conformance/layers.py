@@ -444,6 +444,16 @@ def crop_reference(example, got):
     return np.concatenate([want.ravel(), [0.0]])
 
 
+def crop_one_window_per_batch(example, got):
+    """Keras' RandomCrop: "crop all the images in the same batch to the same cropping location"."""
+    x, h, w, _ = example
+    x = np.asarray(x, np.float64)
+    y = got[:-1].reshape(x.shape[0], h, w, x.shape[3])
+    first = (_windows(x[0], y[0]) or [(0, 0)])[0]
+    want = U.random_crop(x, h, w, [first[0]] * len(x), [first[1]] * len(x))
+    return np.concatenate([want.ravel(), [got[-1]]])  # one draw per batch: no per-image count to check
+
+
 def _crop_checks():
     import keras
 
@@ -454,7 +464,8 @@ def _crop_checks():
     def check(column, component, run, ours=False):
         return E.Check(row=row, column=column, component=component, strategy=crop_examples, run=run,
                        reference=crop_reference, tolerance=sigma_tolerance, describe=describe_crop, ours=ours,
-                       method=STRUCTURAL, conditional=True)
+                       method=STRUCTURAL, conditional=True, conventions=(E.Convention(
+                           "one crop window per batch, not per image (Keras RandomCrop)", crop_one_window_per_batch),))
 
     yield check("keras_optreg", "keras_optreg.layers.RandomCrop",
                 crop_runner(lambda h, w, s: L.RandomCrop(h, w, seed=s)), ours=True)
