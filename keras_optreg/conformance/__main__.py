@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import logging
 import os
 import sys
 
@@ -30,6 +31,7 @@ def main(argv=None):
         print(f"--max-examples must be >= 1. Received: {args.max_examples}", file=sys.stderr)
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices: one trace per drawn shape
     from keras_optreg.conformance import registry, report
 
     only = [s.strip() for s in args.only.split(",") if s.strip()]
