@@ -254,3 +254,16 @@ def test_random_crop_random_rotation_conform_and_broken_ones_are_flagged():
     flipped = _layer_check("random_rotation")  # a mirror image is no rotation
     flipped.run = LC.rotation_runner(lambda m, s: lambda x, training: keras.ops.flip(x, axis=2))
     assert E.evaluate(flipped, 8).status == E.DEVIATES
+
+
+def test_readme_shows_the_conformance_table_of_every_row():
+    """README's Conformance section lists every row of the tool (regenerate it when rows change)."""
+    import pathlib
+
+    from keras_optreg.conformance import registry
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Conformance", 1)[1].split("\n## ", 1)[0]
+    assert "python -m keras_optreg.conformance" in section
+    for _key, _ids, label, _cells in registry.rows():
+        assert f"| {report._md(label)} |" in section, label
