@@ -267,3 +267,14 @@ def test_readme_shows_the_conformance_table_of_every_row():
     assert "python -m keras_optreg.conformance" in section
     for _key, _ids, label, _cells in registry.rows():
         assert f"| {report._md(label)} |" in section, label
+
+
+def test_eq07_printed_gradient_flagged_e_sum_and_only_selects_by_spec_id():
+    from keras_optreg.conformance import registry
+
+    assert {k for k, *_ in registry.select(["eq19"])} == {"tikhonov", "weight_norm"}
+    vs = conformance.run(only=["minibatch_gradient"], max_examples=10)
+    by = {v.component: v for v in vs}
+    assert by["spec.printed.eq04_minibatch_gradient"].status == E.CONFORMS
+    v = by["spec.printed.eq07_minibatch_gradient"]
+    assert v.status == E.DEVIATES and "E-sum" in v.detail, v.cell()

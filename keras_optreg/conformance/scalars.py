@@ -14,12 +14,38 @@ from spec import printed as P
 
 ULP = 2.0 ** -24
 ROWS = {
+    "minibatch_gradient": "eq04 eq07 eq10 eq13 minibatch gradient, (1/m) sum over m examples (GBC16 Alg. 8.1)",
     "linear_decay": "eq06 linear decay (GBC16 eq. 8.14)",
     "tikhonov": "eq19 Tikhonov, (lambda/2) sum ||W||^2 (GBC16 sec. 7.1.1)",
     "weight_norm": "eq19 as printed: lambda sum ||W|| (group lasso)",
 }
-SPEC_IDS = {"linear_decay": ("eq06",), "tikhonov": ("eq19",), "weight_norm": ("eq19",)}
+SPEC_IDS = {"minibatch_gradient": ("eq04", "eq07", "eq10", "eq13"), "linear_decay": ("eq06",), "tikhonov": ("eq19",), "weight_norm": ("eq19",)}
 KINDS = tuple(ROWS)
+
+
+# ---- eqs. (4), (7), (10), (13) --------------------------------------------------------------------------
+
+
+@st.composite
+def gradient_examples(draw):
+    m = draw(st.integers(2, 8))  # rows; eq. (7) as printed reads them as i = 0..m-1 and divides by m - 1
+    return S.as_float32(draw(S.arrays((m, *draw(S.shapes())), -10.0, 10.0)))
+
+
+def _minibatch_checks():
+    """The printed gradient equations, against GBC16's mean; the library's mean is the loss reduction
+    (tested in tests/test_optimizers.py::test_eq04_eq07_eq10_eq13_fit_uses_the_mean_of_per_example_gradients)."""
+    row = ROWS["minibatch_gradient"]
+    convs = (E.Convention("printed sum over i = 0..m: m + 1 terms over m (erratum E-sum)",
+                          lambda ex: P.eq07_minibatch_gradient(ex)),)
+    for eq, fn in (("eq04", P.eq04_minibatch_gradient), ("eq07", P.eq07_minibatch_gradient)):
+        yield E.Check(row=row, column="spec (as printed)", component=f"spec.printed.{eq}_minibatch_gradient",
+                      strategy=gradient_examples, run=fn, reference=C.minibatch_gradient,  # float64 both
+                      tolerance=lambda ex, exp: (1e-12, 1e-12), describe=lambda ex: f"per-example gradients {E._short(ex)}"
+                      f" ({len(ex)} rows)", conventions=convs, method="values")
+    yield E.na(row, "keras_optreg", "keras_optreg (model.fit)", "the mean is Keras' loss reduction; see "
+               "tests/test_optimizers.py (eq04 eq07 eq10 eq13 fit test)")
+    yield E.na(row, "keras", "keras (model.fit)", "the mean is the loss reduction ('sum_over_batch_size')")
 
 
 # ---- eq. (6) --------------------------------------------------------------------------------------
@@ -144,7 +170,10 @@ def _penalty_checks(kind):
 
 
 def checks(kind):
-    yield from (_linear_decay_checks() if kind == "linear_decay" else _penalty_checks(kind))
+    if kind == "minibatch_gradient":
+        yield from _minibatch_checks()
+    else:
+        yield from (_linear_decay_checks() if kind == "linear_decay" else _penalty_checks(kind))
     for lib in ("torch", "optax"):
         if importlib.util.find_spec(lib) is None:
             yield E.na(ROWS[kind], lib, lib, "", status=E.NOT_INSTALLED)
