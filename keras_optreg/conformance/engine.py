@@ -4,7 +4,7 @@ A :class:`Check` draws examples from a strategy, runs the implementation and the
 (the spec's corrected form, or the form the row names), and compares within a tolerance derived
 from float32 rounding. The search runs under ``settings(derandomize=True, database=None)``, so the
 same code and library versions give the same table (the examples drawn depend on the code of the
-checks, so a change to a check may change a counterexample or a max rel err, not a verdict's kind). A failing example is shrunk by Hypothesis to
+checks, so a change to a check may change a counterexample or a max rel err). A failing example is shrunk by Hypothesis to
 the smallest counterexample; then each named convention of the row (an alternative reference, e.g.
 Keras' epsilon-hat Adam) is searched the same way, and the first one the implementation follows
 over every example names the deviation. None does: ``deviates: unexplained``.
