@@ -13,6 +13,7 @@ setup(
         # matplotlib and scikit-learn: tests/test_demo.py runs the demo (figure, bundled digits data set),
         # tests/test_examples.py the example scripts
         "test": ["hypothesis>=6.100", "pytest>=8", "scipy", "matplotlib", "scikit-learn"],
+        "conformance": ["hypothesis>=6.100"],
         "bench": ["pytest>=8", "pytest-benchmark>=4"],
         "examples": ["matplotlib", "scikit-learn"],
     },

@@ -160,7 +160,8 @@ class Adagrad(_Optimizer):
               \theta \leftarrow \theta - \frac{\epsilon}{\delta + \sqrt{r}} \odot g
 
     :math:`r_0 = 0` and :math:`\delta` (``epsilon``) outside the square root, as in GBC16; Keras'
-    ``Adagrad`` starts from :math:`r_0 = 0.1` and also adds ``epsilon`` outside.
+    ``Adagrad`` starts from :math:`r_0 = 0.1` and puts ``epsilon`` inside the root, :math:`\sqrt{r + \delta}`
+    (``python -m keras_optreg.conformance --only adagrad``).
     """
 
     def __init__(self, learning_rate=0.001, epsilon=1e-7, nonfinite="propagate", name="keras_optreg_adagrad",
@@ -191,7 +192,7 @@ class RMSprop(_Optimizer):
     .. math:: r \leftarrow \rho r + (1-\rho) g \odot g, \qquad
               \theta \leftarrow \theta - \frac{\epsilon}{\sqrt{\delta + r}} \odot g
 
-    :math:`\delta` (``epsilon``) inside the square root, as in GBC16 (Keras adds it outside).
+    :math:`\delta` (``epsilon``) inside the square root, as in GBC16 and Keras 3 (PyTorch adds it outside).
 
     With ``momentum`` :math:`\alpha > 0`: GBC16 Alg. 8.6, RMSProp with Nesterov momentum,
 
@@ -208,7 +209,7 @@ class RMSprop(_Optimizer):
     box of Alg. 8.6 has no :math:`\delta`; it is kept inside the square root as in Alg. 8.5 (no
     division by zero), and :math:`\delta \to 0` recovers the box. A ``velocity`` slot is built
     only when ``momentum > 0``. ``keras.optimizers.RMSprop(momentum=...)`` uses classical (heavy
-    ball) momentum, not Nesterov, and :math:`\delta` outside the root: the two differ.
+    ball) momentum, not Nesterov: the two differ.
     """
 
     def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-6, momentum=0.0, nonfinite="propagate",

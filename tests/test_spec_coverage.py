@@ -67,3 +67,24 @@ def test_library_core_never_imports_spec():
         if allowed & set(path.relative_to(ROOT / "keras_optreg").with_suffix("").parts):
             continue
         assert "spec" not in set(_imports(path)), f"{path.relative_to(ROOT)} imports spec"
+
+
+def _full_imports(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+            yield from (f"{node.module}.{a.name}" for a in node.names)
+
+
+def test_library_core_never_imports_the_conformance_tool():
+    """Only ``python -m keras_optreg.conformance`` (or an explicit import) loads spec and Hypothesis."""
+    for path in (ROOT / "keras_optreg").rglob("*.py"):
+        if "conformance" in path.relative_to(ROOT / "keras_optreg").parts:
+            continue
+        bad = [m for m in _full_imports(path) if m.startswith("keras_optreg.conformance")]
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+    for path in (ROOT / "keras_optreg" / "conformance").rglob("*.py"):  # the tool's own fence: no test helpers
+        assert "tests" not in {m.split(".")[0] for m in _full_imports(path)}, path

@@ -1,0 +1,69 @@
+"""Other frameworks' conventions, as float64 NumPy steps: the alternative references a deviation is named by.
+
+These are not the lecture's equations (those are in ``spec``); they transcribe what other
+libraries document, so that the tool can say *which* convention an implementation follows when it
+does not follow the spec. Each step has the signature of the optimizer forms in
+:mod:`keras_optreg.conformance.optimizers`: ``step(theta, state, g, lr, t, h) -> theta``, with
+``state`` a dict of slots (zeros on entry unless the convention starts elsewhere), ``t`` the
+1-based step and ``h`` the float32-rounded hyper-parameters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def momentum_lr_outside(theta, state, g, lr, t, h):
+    """PyTorch ``torch.optim.SGD(momentum=mu)``: :math:`b \\leftarrow \\mu b + g`, :math:`\\theta \\leftarrow \\theta - \\epsilon b`.
+
+    Equal to GBC16 Alg. 8.2 (v = -eps b) only while the learning rate is constant.
+    """
+    state["b"] = h["momentum"] * state["b"] + g
+    return theta - lr * state["b"]
+
+
+def nesterov_lr_outside(theta, state, g, lr, t, h):
+    """PyTorch ``SGD(nesterov=True)``: :math:`b \\leftarrow \\mu b + g`, :math:`\\theta \\leftarrow \\theta - \\epsilon (g + \\mu b)`."""
+    state["b"] = h["momentum"] * state["b"] + g
+    return theta - lr * (g + h["momentum"] * state["b"])
+
+
+KERAS_ADAGRAD_INITIAL_ACCUMULATOR = 0.1
+
+
+def adagrad_keras(theta, state, g, lr, t, h):
+    """``keras.optimizers.Adagrad`` defaults: :math:`r_0 = 0.1`, :math:`\\theta \\leftarrow \\theta - \\epsilon g / \\sqrt{r + \\delta}`."""
+    if t == 1:
+        state["r"] = state["r"] + KERAS_ADAGRAD_INITIAL_ACCUMULATOR
+    state["r"] = state["r"] + g * g
+    return theta - lr * g / np.sqrt(state["r"] + h["epsilon"])
+
+
+def rmsprop_delta_outside(theta, state, g, lr, t, h):
+    """PyTorch ``torch.optim.RMSprop``: :math:`\\theta \\leftarrow \\theta - \\epsilon g / (\\sqrt{r} + \\delta)`."""
+    state["r"] = h["rho"] * state["r"] + (1.0 - h["rho"]) * g * g
+    return theta - lr * g / (np.sqrt(state["r"]) + h["epsilon"])
+
+
+def adam_epsilon_hat(theta, state, g, lr, t, h):
+    r"""Kingma & Ba (2015) sec. 2, last paragraph ("epsilon-hat"), as ``keras.optimizers.Adam``:
+
+    .. math:: \epsilon_t = \epsilon \frac{\sqrt{1-\rho_2^t}}{1-\rho_1^t},\qquad
+              \theta \leftarrow \theta - \epsilon_t \frac{s}{\sqrt{r} + \hat\delta}
+
+    i.e. Alg. 1 with :math:`\delta` replaced by :math:`\hat\delta / \sqrt{1-\rho_2^t}`.
+    """
+    b1, b2 = h["beta_1"], h["beta_2"]
+    state["s"] = b1 * state["s"] + (1.0 - b1) * g
+    state["r"] = b2 * state["r"] + (1.0 - b2) * g * g
+    step = lr * np.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
+    return theta - step * state["s"] / (np.sqrt(state["r"]) + h["epsilon"])
+
+
+def adam_bias_correction_without_power(theta, state, g, lr, t, h):
+    """Alg. 8.7 with the bias corrections of printed eqs. (16)-(17), :math:`1-\\rho` instead of :math:`1-\\rho^t`."""
+    b1, b2 = h["beta_1"], h["beta_2"]
+    state["s"] = b1 * state["s"] + (1.0 - b1) * g
+    state["r"] = b2 * state["r"] + (1.0 - b2) * g * g
+    s_hat, r_hat = state["s"] / (1.0 - b1), state["r"] / (1.0 - b2)
+    return theta - lr * s_hat / (np.sqrt(r_hat) + h["epsilon"])

@@ -1,0 +1,274 @@
+"""Optimizer rows (lecture eqs. 4-18, GBC16 Alg. 8.1-8.7): float32 trajectories against the float64 spec.
+
+An example is ``(hp, theta0, grads, lr_factors)``: hyper-parameters, float32 start point, STEPS
+float32 gradients (scales 1e-6 .. 1e3, or for half the examples of a rule with a delta, 1 to 1000
+times delta; shrinking towards tiny gradients) and a per-step factor
+on the learning rate (1, 0.5 or 0.25; shrinks to a constant rate), which separates "learning rate
+inside the velocity" (GBC16, Keras) from "outside" (PyTorch). Every implementation takes the same
+gradient sequence, from zero slots, and returns the parameters after each step.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+from hypothesis import strategies as st
+
+from keras_optreg.conformance import conventions as K
+from keras_optreg.conformance import engine as E
+from keras_optreg.conformance import strategies as S
+from spec import algorithms as A
+from spec import printed as P
+from spec.errata import BY_ID
+
+ULP = 2.0 ** -24
+KINDS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+ROWS = {
+    "sgd": "eq04-05 SGD (GBC16 Alg. 8.1)",
+    "momentum": "eq07-09 momentum (GBC16 Alg. 8.2)",
+    "nesterov": "eq09 Nesterov, look-ahead form (GBC16 Alg. 8.3)",
+    "adagrad": "AdaGrad (GBC16 Alg. 8.4)",
+    "rmsprop": "eq10-12 RMSprop (GBC16 Alg. 8.5)",
+    "adam": "eq13-18 Adam (GBC16 Alg. 8.7)",
+}
+SPEC_IDS = {"sgd": ("eq04", "eq05"), "momentum": ("eq07", "eq08", "eq09"), "nesterov": ("eq09",),
+            "adagrad": (), "rmsprop": ("eq10", "eq11", "eq12"),
+            "adam": ("eq13", "eq14", "eq15", "eq16", "eq17", "eq18")}
+
+
+# ---- examples ------------------------------------------------------------------------------------
+
+
+def hyper(kind):
+    lr = S.learning_rates
+    if kind == "sgd":
+        return st.fixed_dictionaries({"learning_rate": lr})
+    if kind in ("momentum", "nesterov"):
+        return st.fixed_dictionaries({"learning_rate": lr, "momentum": S.unit_interval})
+    if kind == "adagrad":
+        return st.fixed_dictionaries({"learning_rate": lr, "epsilon": S.epsilons})
+    if kind == "rmsprop":
+        return st.fixed_dictionaries({"learning_rate": lr, "rho": S.unit_interval, "epsilon": S.epsilons})
+    return st.fixed_dictionaries({"learning_rate": lr, "beta_1": S.unit_interval, "beta_2": S.second_moment_decays,
+                                  "epsilon": S.epsilons})
+
+
+@st.composite
+def examples(draw, kind):
+    hp = draw(hyper(kind))
+    shape = draw(S.shapes())
+    theta0 = S.flush_subnormals(S.as_float32(draw(S.arrays(shape, -10.0, 10.0))))
+    scale = draw(S.gradient_scales)
+    if "epsilon" in hp and draw(st.booleans()):
+        # half the examples put |g| within three decades above delta, where delta's placement matters
+        scale = float(S.as_float32(hp["epsilon"])) * draw(S.log_uniform(0, 3))
+    grads = S.flush_subnormals(S.as_float32(draw(S.arrays((S.STEPS, *shape), -1.0, 1.0)) * scale))
+    factors = tuple(draw(st.lists(st.sampled_from((1.0, 0.5, 0.25)), min_size=S.STEPS, max_size=S.STEPS)))
+    return hp, theta0, grads, factors
+
+
+def learning_rates(hp, factors):
+    """The float32 learning rate of each step."""
+    return [float(np.float32(hp["learning_rate"] * f)) for f in factors]
+
+
+def _h(hp):
+    return {k: float(S.as_float32(v)) for k, v in hp.items()}
+
+
+def describe(example):
+    hp, theta0, grads, factors = example
+    hps = ", ".join(f"{k}={v:.3g}" for k, v in hp.items())
+    lr = "" if len(set(factors)) == 1 else f", lr factors {list(factors)}"
+    return (f"shape {theta0.shape}, |g| <= {float(np.max(np.abs(grads))):.2g}, g_1={E._short(grads[0])}, "
+            f"theta0={E._short(theta0)}, {hps}{lr}")
+
+
+# ---- reference forms: one step each -------------------------------------------------------------
+
+
+def _corrected(kind):
+    def step(theta, s, g, lr, t, h):
+        if kind == "sgd":
+            return A.alg_sgd_step(theta, g, lr)
+        if kind == "momentum":
+            theta, s["v"] = A.alg_momentum_step(theta, s["v"], g, lr, h["momentum"])
+        elif kind == "nesterov":
+            theta, s["v"] = A.alg_nesterov_step_lookahead(theta, s["v"], g, lr, h["momentum"])
+        elif kind == "adagrad":
+            theta, s["r"] = A.alg_adagrad_step(theta, s["r"], g, lr, h["epsilon"])
+        elif kind == "rmsprop":
+            theta, s["r"] = A.alg_rmsprop_step(theta, s["r"], g, lr, h["rho"], h["epsilon"])
+        else:
+            theta, s["s"], s["r"], _ = A.alg_adam_step(theta, s["s"], s["r"], t - 1, g, lr, h["beta_1"],
+                                                       h["beta_2"], h["epsilon"])
+        return theta
+    return step
+
+
+def _printed(kind):
+    """The lecture's equations as printed (spec.printed), fed the minibatch gradient (E-sum aside)."""
+    def step(theta, s, g, lr, t, h):
+        if kind == "sgd":
+            return P.eq05_sgd_update(theta, g, lr)
+        if kind == "momentum":
+            s["v"] = P.eq08_momentum_velocity(s["v"], g, h["momentum"], lr)
+            return P.eq09_momentum_update(theta, s["v"])
+        if kind == "rmsprop":
+            s["r"] = P.eq11_rmsprop_accumulator(s["r"], g)
+            return P.eq12_rmsprop_update(theta, g, s["r"], lr, h["epsilon"])
+        s["s"] = P.eq14_adam_first_moment(s["s"], g, h["beta_1"])
+        s["r"] = P.eq15_adam_second_moment(s["r"], g, h["beta_2"])
+        s_hat = P.eq16_adam_first_moment_hat(s["s"], h["beta_1"])
+        r_hat = P.eq17_adam_second_moment_hat(s["r"], h["beta_2"])
+        return P.eq18_adam_update(theta, s_hat, r_hat, g, lr, h["epsilon"])
+    return step
+
+
+PRINTED = {"sgd": None, "momentum": "E-mom", "rmsprop": "E-rms", "adam": "E-adam"}  # kinds the lecture prints
+
+
+def trajectory(step):
+    """The float64 reference trajectory of a one-step form, hyper-parameters rounded to float32 first."""
+    def run(example):
+        hp, theta0, grads, factors = example
+        h = _h(hp)
+        theta = np.asarray(theta0, np.float64)
+        slots = {k: np.zeros_like(theta) for k in ("v", "b", "r", "s")}
+        out = []
+        with np.errstate(all="ignore"):
+            for t, (g, lr) in enumerate(zip(np.asarray(grads, np.float64), learning_rates(hp, factors),
+                                            strict=True), start=1):
+                theta = step(theta, slots, g, lr, t, h)
+                out.append(theta)
+        return np.stack(out)
+    return run
+
+
+def tolerance(kind):
+    """(rtol, atol) for a float32 trajectory of STEPS steps against a float64 reference (tests/_optim_cases.py).
+
+    A handful of float32 roundings per step (64 ULP relative, summed over steps) relative to
+    |theta0| + the travelled distance; Adam's 1 - beta**t loses ULP / (1 - beta) (cancellation);
+    momentum carries errors with weight 1 / (1 - alpha).
+    """
+    def tol(example, expected):
+        hp, theta0 = example[0], example[1]
+        h = _h(hp)
+        rel = 64 * ULP * S.STEPS
+        if kind == "adam":
+            rel += 4 * ULP * S.STEPS / (1.0 - max(h["beta_1"], h["beta_2"]))
+        if kind in ("momentum", "nesterov"):
+            rel /= 1.0 - h["momentum"]
+        path = [np.asarray(theta0, np.float64)] + list(np.asarray(expected))
+        with np.errstate(all="ignore"):
+            travel = np.abs(path[0]) + sum(np.abs(b - a) for a, b in zip(path, path[1:], strict=False))
+        scale = float(np.max(travel)) if np.all(np.isfinite(travel)) else 0.0
+        return rel, rel * scale + 1e-30
+    return tol
+
+
+def _printed_convention(kind):
+    e = BY_ID[PRINTED[kind]]
+    return E.Convention(f"printed eqs. ({', '.join(str(int(q[2:])) for q in e.equations)}) - erratum {e.id}: {e.printed}",
+                        trajectory(_printed(kind)))
+
+
+CONVENTIONS = {
+    "momentum": (("learning rate outside the velocity (PyTorch: b = mu b + g, theta -= lr b)",
+                  K.momentum_lr_outside),),
+    "nesterov": (("learning rate outside the velocity (PyTorch nesterov: theta -= lr (g + mu b))",
+                  K.nesterov_lr_outside),),
+    "adagrad": (("initial accumulator 0.1 and delta inside sqrt(r + delta) (Keras Adagrad)", K.adagrad_keras),),
+    "rmsprop": (("delta outside the root, sqrt(r) + delta (PyTorch RMSprop)", K.rmsprop_delta_outside),),
+    "adam": (("epsilon-hat: delta added to sqrt(r) before the bias correction (Kingma & Ba sec. 2 end; Keras)",
+              K.adam_epsilon_hat),
+             ("bias correction 1 - beta instead of 1 - beta^t (the power of printed eqs. 16-17, erratum E-adam)",
+              K.adam_bias_correction_without_power)),
+}
+
+
+def conventions(kind):
+    named = tuple(E.Convention(name, trajectory(step)) for name, step in CONVENTIONS.get(kind, ()))
+    return named + ((_printed_convention(kind),) if PRINTED.get(kind) else ())
+
+
+# ---- implementations -------------------------------------------------------------------------
+
+
+def keras_runner(factory):
+    """Run a Keras optimizer ``factory(hp)`` on a float32 variable: apply each gradient, record the variable."""
+    import keras
+
+    def run(example):
+        hp, theta0, grads, factors = example
+        opt = factory(hp)
+        var = keras.Variable(np.asarray(theta0, np.float32))
+        out = []
+        for g, lr in zip(grads, learning_rates(hp, factors), strict=True):
+            opt.learning_rate = lr
+            opt.apply([np.asarray(g, np.float32)], [var])
+            out.append(np.array(var.numpy(), np.float64))
+        return np.stack(out)
+    return run
+
+
+def _ours(kind):
+    import keras_optreg
+
+    cls = {"sgd": keras_optreg.SGD, "momentum": keras_optreg.SGD, "nesterov": keras_optreg.SGD,
+           "adagrad": keras_optreg.Adagrad, "rmsprop": keras_optreg.RMSprop, "adam": keras_optreg.Adam}[kind]
+    extra = {"nesterov": True} if kind == "nesterov" else {}
+    name = f"keras_optreg.{cls.__name__}" + ("(nesterov=True)" if extra else "")
+    return name, lambda hp: cls(**hp, **extra)
+
+
+def _keras(kind):
+    import keras
+
+    o = keras.optimizers
+    if kind == "sgd":
+        return "keras.optimizers.SGD", lambda hp: o.SGD(hp["learning_rate"])
+    if kind in ("momentum", "nesterov"):
+        nest = kind == "nesterov"
+        return (f"keras.optimizers.SGD(momentum{', nesterov=True' if nest else ''})",
+                lambda hp: o.SGD(hp["learning_rate"], momentum=hp["momentum"], nesterov=nest))
+    if kind == "adagrad":
+        return "keras.optimizers.Adagrad", lambda hp: o.Adagrad(hp["learning_rate"], epsilon=hp["epsilon"])
+    if kind == "rmsprop":
+        return "keras.optimizers.RMSprop", lambda hp: o.RMSprop(hp["learning_rate"], rho=hp["rho"],
+                                                                epsilon=hp["epsilon"])
+    return "keras.optimizers.Adam", lambda hp: o.Adam(hp["learning_rate"], beta_1=hp["beta_1"], beta_2=hp["beta_2"],
+                                                      epsilon=hp["epsilon"])
+
+
+def make_check(kind, column, component, run, ours=False):
+    """The check of any optimizer ``run(example) -> (STEPS, *shape)`` against row ``kind``'s corrected form."""
+    return E.Check(row=ROWS[kind], column=column, component=component, strategy=lambda: examples(kind), run=run,
+                   reference=trajectory(_corrected(kind)), tolerance=tolerance(kind), describe=describe,
+                   conventions=conventions(kind), ours=ours, method=f"{S.STEPS}-step float32 trajectory")
+
+
+def verify_optimizer(kind, factory, max_examples=50, component="injected"):
+    """The verdict on any Keras optimizer ``factory(hp)`` for row ``kind`` (e.g. a deliberately broken one)."""
+    return E.evaluate(make_check(kind, "injected", component, keras_runner(factory)), max_examples)
+
+
+def checks(kind):
+    """The cells of row ``kind``: (check or ready verdict) per column."""
+    name, factory = _ours(kind)
+    yield make_check(kind, "keras_optreg", name, keras_runner(factory), ours=True)
+    name, factory = _keras(kind)
+    yield make_check(kind, "keras", name, keras_runner(factory))
+    if kind in PRINTED:
+        yield make_check(kind, "spec (as printed)", "spec.printed", trajectory(_printed(kind)))
+    else:
+        reason = {"nesterov": "the lecture prints no Nesterov step",
+                  "adagrad": "the lecture prints AdaGrad's accumulator on the RMSprop slide (see that row)"}[kind]
+        yield E.na(ROWS[kind], "spec (as printed)", "spec.printed", reason)
+    for lib in ("torch", "optax"):
+        if importlib.util.find_spec(lib) is None:
+            yield E.na(ROWS[kind], lib, lib, "", status=E.NOT_INSTALLED)
+        else:
+            yield E.na(ROWS[kind], lib, lib, f"{lib} is installed but its optimizer runner is not written yet")

@@ -1,0 +1,280 @@
+"""The conformance tool's verdicts (issue 7): ``python -m keras_optreg.conformance``.
+
+Each test runs the tool's own Hypothesis search (derandomized) with few examples, on the rows it
+names, and checks the verdict against what the spec and the Keras sources say.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_optreg
+from keras_optreg import conformance
+from keras_optreg.conformance import __main__ as cli
+from keras_optreg.conformance import conventions as K
+from keras_optreg.conformance import engine as E
+from keras_optreg.conformance import optimizers as O
+from keras_optreg.conformance import report
+
+N = 15  # Hypothesis examples per cell: a failing example shrinks to the same counterexample
+
+
+@pytest.fixture(scope="module")
+def optimizer_table():
+    return {(v.row, v.column): v for v in conformance.run(only=list(O.KINDS), max_examples=N)}
+
+
+def _cell(table, kind, column):
+    return table[(O.ROWS[kind], column)]
+
+
+@pytest.mark.parametrize("kind", O.KINDS)
+def test_eq05_eq09_eq12_eq18_keras_optreg_optimizers_conform(optimizer_table, kind):
+    v = _cell(optimizer_table, kind, "keras_optreg")
+    assert v.ours and v.status == E.CONFORMS, v.cell()
+    assert v.max_rel_err < 1e-5, v.cell()
+
+
+def test_eq18_conformance_flags_keras_adam_epsilon_hat(optimizer_table):
+    v = _cell(optimizer_table, "adam", "keras")
+    assert v.status == E.DEVIATES and v.detail.startswith("epsilon-hat"), v.cell()
+    hp, theta0, grads, _ = v.counterexample["example"]
+    # a counterexample at tiny gradients: within four decades of delta, far below O(1) gradients,
+    # where Keras' delta-hat (= delta sqrt(1 - beta_2^t)) is not negligible against sqrt(r)
+    assert np.max(np.abs(grads)) <= 1e-5, v.cell()
+    assert np.max(np.abs(grads)) < 1e4 * hp["epsilon"], v.cell()
+    # the counterexample is one: Keras' trajectory is outside the float32 tolerance of GBC16 Alg. 8.7 ...
+    run, ref, tol = O.keras_runner(O._keras("adam")[1]), O.trajectory(O._corrected("adam")), O.tolerance("adam")
+    example = v.counterexample["example"]
+    assert not E.compare(run(example), ref(example), *tol(example, ref(example)))[0]
+    # ... and inside that of the epsilon-hat form
+    alt = O.trajectory(K.adam_epsilon_hat)
+    assert E.compare(run(example), alt(example), *tol(example, alt(example)))[0]
+
+
+def test_adagrad_conformance_names_keras_initial_accumulator(optimizer_table):
+    v = _cell(optimizer_table, "adagrad", "keras")
+    assert v.status == E.DEVIATES and "initial accumulator 0.1" in v.detail, v.cell()
+
+
+def test_eq12_conformance_finds_keras_rmsprop_delta_inside_the_root(optimizer_table):
+    """keras/src/optimizers/rmsprop.py divides by sqrt(velocity + epsilon): GBC16 Alg. 8.5's form."""
+    assert _cell(optimizer_table, "rmsprop", "keras").status == E.CONFORMS
+
+
+def test_eq09_printed_momentum_diverges_from_gbc16_alg82(optimizer_table):
+    v = _cell(optimizer_table, "momentum", "spec (as printed)")
+    assert v.status == E.DEVIATES and "E-mom" in v.detail, v.cell()
+    assert _cell(optimizer_table, "momentum", "keras").status == E.CONFORMS  # lr inside the velocity, as GBC16
+
+
+def test_eq11_eq12_eq16_eq17_eq18_printed_forms_are_flagged_with_their_errata(optimizer_table):
+    assert "E-rms" in _cell(optimizer_table, "rmsprop", "spec (as printed)").detail
+    assert "E-adam" in _cell(optimizer_table, "adam", "spec (as printed)").detail
+    assert _cell(optimizer_table, "sgd", "spec (as printed)").status == E.CONFORMS  # eq. (5) is right
+
+
+class _SignFlippedAdam(keras_optreg.Adam):
+    def _step(self, variable, update):
+        super()._step(variable, -update)
+
+
+class _NoPowerAdam(keras_optreg.Adam):
+    """Bias correction 1 - beta instead of 1 - beta^t: Adam with t frozen at 1."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        i = self._get_variable_index(variable)
+        s, r = self._s[i], self._r[i]
+        dt = variable.dtype
+        update, s_new, r_new = keras_optreg._math.optim.adam(
+            ops.cast(gradient, dt), s, r, ops.cast(1.0, dt), self._lr(learning_rate, variable),
+            ops.cast(self.beta_1, dt), ops.cast(self.beta_2, dt), ops.cast(self.epsilon, dt))
+        self._put(s, s_new)
+        self._put(r, r_new)
+        self._step(variable, update)
+
+
+def test_eq18_conformance_flags_a_sign_flipped_adam():
+    v = conformance.verify_optimizer("adam", lambda hp: _SignFlippedAdam(**hp), max_examples=N)
+    assert v.status == E.DEVIATES and v.detail == "unexplained", v.cell()
+    assert report.exit_code([v]) == 0  # an injected component is not keras_optreg's
+
+
+def test_eq16_eq17_conformance_flags_missing_bias_correction_power():
+    v = conformance.verify_optimizer("adam", lambda hp: _NoPowerAdam(**hp), max_examples=N)
+    assert v.status == E.DEVIATES and "instead of 1 - beta^t" in v.detail, v.cell()
+
+
+def test_eq08_conformance_names_learning_rate_outside_the_velocity():
+    """PyTorch's momentum convention, injected as a float64 implementation: found by a changing rate."""
+    check = O.make_check("momentum", "injected", "torch-style", O.trajectory(K.momentum_lr_outside))
+    v = E.evaluate(check, N)
+    assert v.status == E.DEVIATES and v.detail.startswith("learning rate outside"), v.cell()
+    assert len(set(v.counterexample["example"][3])) > 1  # needs a learning rate that changes
+
+
+def test_conformance_cli_json_only_and_exit_code(capsys):
+    code = cli.main(["--only", "sgd", "--format", "json", "--max-examples", "3", "--quiet"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 == out["exit_code"]
+    assert {v["row"] for v in out["verdicts"]} == {O.ROWS["sgd"]}
+    assert {v["column"] for v in out["verdicts"]} >= {"keras_optreg", "keras", "spec (as printed)"}
+    assert all(v["status"] == "conforms" for v in out["verdicts"] if v["column"] in ("keras_optreg", "keras"))
+
+
+class _SignFlippedSGD(keras_optreg.SGD):
+    def _step(self, variable, update):
+        super()._step(variable, -update)
+
+
+def test_conformance_cli_exit_code_is_one_when_keras_optreg_deviates(monkeypatch, capsys):
+    monkeypatch.setattr(O, "_ours", lambda kind: ("keras_optreg.SGD (sign flipped)",
+                                                  lambda hp: _SignFlippedSGD(**hp)))
+    assert cli.main(["--only", "sgd", "--max-examples", "10", "--quiet"]) == 1
+    assert "keras_optreg.SGD (sign flipped)`: deviates" in capsys.readouterr().out
+
+
+def test_conformance_cli_rejects_an_unknown_row_and_missing_hypothesis(monkeypatch, capsys):
+    assert cli.main(["--only", "nosuchrow"]) == 2
+    assert "nosuchrow" in capsys.readouterr().err
+    real = cli.importlib.util.find_spec
+    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda n: None if n == "hypothesis" else real(n))
+    assert cli.main([]) == 2
+    assert "pip install keras_optreg[conformance]" in capsys.readouterr().err
+
+
+def test_conformance_exit_code_semantics():
+    ok = E.Verdict("r", "keras_optreg", "c", E.CONFORMS, ours=True, max_rel_err=0.0)
+    bad = E.Verdict("r", "keras_optreg", "c", E.DEVIATES, detail="unexplained", ours=True)
+    theirs = E.Verdict("r", "keras", "c", E.DEVIATES, detail="x")
+    broken = E.Verdict("r", "keras", "c", E.ERROR, detail="bug")
+    assert report.exit_code([ok, theirs]) == 0
+    assert report.exit_code([ok, bad]) == 1
+    assert report.exit_code([ok, broken]) == 2
+
+
+# ---- initializers, schedule, penalty, layers ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def other_table():
+    rows = ["glorot", "torch_uniform", "lecun_normal", "linear_decay", "tikhonov", "weight_norm", "batchnorm",
+            "batchnorm_moving", "dropout", "input_noise", "random_flip"]
+    return {(v.row, v.column, v.component): v for v in conformance.run(only=rows, max_examples=10)}
+
+
+def _find(table, row_prefix, column, component=None):
+    hits = [v for (row, col, comp), v in table.items()
+            if row.startswith(row_prefix) and col == column and (component is None or comp == component)]
+    assert len(hits) == 1, (row_prefix, column, component, [v.component for v in hits])
+    return hits[0]
+
+
+def test_eq01_eq02_eq03_eq06_eq19_eq20_dropout_input_noise_random_flip_keras_optreg_conforms(other_table):
+    ours = [v for v in other_table.values() if v.column == "keras_optreg"]
+    assert len(ours) == 11 and all(v.ours for v in ours)
+    assert all(v.status == E.CONFORMS for v in ours), [v.cell() for v in ours if v.status != E.CONFORMS]
+
+
+def test_eq02_conformance_names_he_uniform_against_the_printed_bound(other_table):
+    v = _find(other_table, "eq02", "keras", "keras.initializers.HeUniform")
+    assert v.status == E.DEVIATES and "E-init2" in v.detail, v.cell()
+    assert _find(other_table, "eq02", "keras", "keras.initializers.VarianceScaling(1/3, 'fan_in', 'uniform')"
+                 ).status == E.CONFORMS
+
+
+def test_eq03_conformance_flags_the_printed_truncated_normal(other_table):
+    v = _find(other_table, "eq03", "spec (as printed)")
+    assert v.status == E.DEVIATES and "E-init3" in v.detail, v.cell()
+    assert _find(other_table, "eq03", "keras").status == E.CONFORMS  # VarianceScaling truncated = flax
+
+
+def test_eq06_polynomial_decay_power_one_conforms(other_table):
+    assert _find(other_table, "eq06", "keras").status == E.CONFORMS
+
+
+def test_eq19_conformance_flags_keras_l2_without_the_half(other_table):
+    v = _find(other_table, "eq19 Tikhonov", "keras")
+    assert v.status == E.DEVIATES and v.detail.startswith("no 1/2"), v.cell()
+    assert "E-reg" in _find(other_table, "eq19 Tikhonov", "spec (as printed)").detail
+
+
+def test_eq20_conformance_flags_keras_biased_moving_variance(other_table):
+    v = _find(other_table, "eq20 moving", "keras")
+    assert v.status == E.DEVIATES and v.detail.startswith("biased moving variance"), v.cell()
+    assert _find(other_table, "eq20 batch", "keras").status == E.CONFORMS  # the training output agrees
+    assert "E-bn" in _find(other_table, "eq20 batch", "spec (as printed)").detail
+
+
+def test_dropout_input_noise_random_flip_keras_built_ins_conform(other_table):
+    for row in ("dropout", "input noise", "random left-right flip"):
+        assert _find(other_table, row, "keras").status == E.CONFORMS, row
+
+
+def test_dropout_conformance_flags_a_dropout_without_rescaling():
+    """Srivastava et al.'s form (no 1/(1 - rate) in training): named, not conforming."""
+    import keras
+
+    from keras_optreg.conformance import layers as LC
+
+    class Unscaled(keras.layers.Dropout):
+        def call(self, inputs, training=False):
+            y = super().call(inputs, training=training)
+            return y * (1.0 - self.rate) if training else inputs * (1.0 - self.rate)
+
+    check = next(c for c in LC.checks("dropout") if isinstance(c, E.Check) and c.column == "keras")
+    check.run = LC.dropout_runner(lambda r, s: Unscaled(r, seed=s))
+    v = E.evaluate(check, 10)
+    assert v.status == E.DEVIATES and v.detail.startswith("Srivastava"), v.cell()
+
+
+def _layer_check(kind, column="keras_optreg"):
+    from keras_optreg.conformance import layers as LC
+
+    return next(c for c in LC.checks(kind) if isinstance(c, E.Check) and c.column == column)
+
+
+def test_random_crop_random_rotation_conform_and_broken_ones_are_flagged():
+    import keras
+
+    from keras_optreg.conformance import layers as LC
+
+    for kind in ("random_crop", "random_rotation"):
+        v = E.evaluate(_layer_check(kind), 8)
+        assert v.status == E.CONFORMS, v.cell()
+    v = E.evaluate(_layer_check("random_crop", "keras"), 8)
+    assert v.status == E.DEVIATES and v.detail.startswith("one crop window per batch"), v.cell()
+    corner = _layer_check("random_crop")  # always the top-left window: a crop, but not a uniform one
+    corner.run = LC.crop_runner(lambda h, w, s: lambda x, training: x[:, :h, :w, :])
+    assert E.evaluate(corner, 10).status == E.DEVIATES
+    flipped = _layer_check("random_rotation")  # a mirror image is no rotation
+    flipped.run = LC.rotation_runner(lambda m, s: lambda x, training: keras.ops.flip(x, axis=2))
+    assert E.evaluate(flipped, 8).status == E.DEVIATES
+
+
+def test_readme_shows_the_conformance_table_of_every_row():
+    """README's Conformance section lists every row of the tool (regenerate it when rows change)."""
+    import pathlib
+
+    from keras_optreg.conformance import registry
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Conformance", 1)[1].split("\n## ", 1)[0]
+    assert "python -m keras_optreg.conformance" in section
+    for _key, _ids, label, _cells in registry.rows():
+        assert f"| {report._md(label)} |" in section, label
+
+
+def test_eq07_printed_gradient_flagged_e_sum_and_only_selects_by_spec_id():
+    from keras_optreg.conformance import registry
+
+    assert {k for k, *_ in registry.select(["eq19"])} == {"tikhonov", "weight_norm"}
+    vs = conformance.run(only=["minibatch_gradient"], max_examples=10)
+    by = {v.component: v for v in vs}
+    assert by["spec.printed.eq04_minibatch_gradient"].status == E.CONFORMS
+    v = by["spec.printed.eq07_minibatch_gradient"]
+    assert v.status == E.DEVIATES and "E-sum" in v.detail, v.cell()
