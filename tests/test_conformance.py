@@ -78,24 +78,30 @@ def test_eq11_eq12_eq16_eq17_eq18_printed_forms_are_flagged_with_their_errata(op
     assert _cell(optimizer_table, "sgd", "spec (as printed)").status == E.CONFORMS  # eq. (5) is right
 
 
+def _sign_flipped(rule):
+    def flipped(g, *state_and_scalars):
+        update, *slots = rule(g, *state_and_scalars)
+        return (-update, *slots)
+    return flipped
+
+
+_FLIPPED_ADAM = _sign_flipped(keras_optreg._math.optim.adam)
+_FLIPPED_SGD = _sign_flipped(keras_optreg._math.optim.sgd)
+
+
+def _adam_without_power(g, s, r, t, *scalars):
+    """Bias correction 1 - beta instead of 1 - beta^t: Adam with t frozen at 1."""
+    return keras_optreg._math.optim.adam(g, s, r, ops.ones_like(t), *scalars)
+
+
 class _SignFlippedAdam(keras_optreg.Adam):
-    def _step(self, variable, update):
-        super()._step(variable, -update)
+    def _apply_rule(self, rule, *args):
+        super()._apply_rule(_FLIPPED_ADAM, *args)
 
 
 class _NoPowerAdam(keras_optreg.Adam):
-    """Bias correction 1 - beta instead of 1 - beta^t: Adam with t frozen at 1."""
-
-    def update_step(self, gradient, variable, learning_rate):
-        i = self._get_variable_index(variable)
-        s, r = self._s[i], self._r[i]
-        dt = variable.dtype
-        update, s_new, r_new = keras_optreg._math.optim.adam(
-            ops.cast(gradient, dt), s, r, ops.cast(1.0, dt), self._lr(learning_rate, variable),
-            ops.cast(self.beta_1, dt), ops.cast(self.beta_2, dt), ops.cast(self.epsilon, dt))
-        self._put(s, s_new)
-        self._put(r, r_new)
-        self._step(variable, update)
+    def _apply_rule(self, rule, *args):
+        super()._apply_rule(_adam_without_power, *args)
 
 
 def test_eq18_conformance_flags_a_sign_flipped_adam():
@@ -127,8 +133,8 @@ def test_conformance_cli_json_only_and_exit_code(capsys):
 
 
 class _SignFlippedSGD(keras_optreg.SGD):
-    def _step(self, variable, update):
-        super()._step(variable, -update)
+    def _apply_rule(self, rule, *args):
+        super()._apply_rule(_FLIPPED_SGD, *args)
 
 
 def test_conformance_cli_exit_code_is_one_when_keras_optreg_deviates(monkeypatch, capsys):
