@@ -83,13 +83,14 @@ class _Optimizer(keras.optimizers.Optimizer):
     def _apply_rule(self, rule, variable, slots, gradient, *scalars):
         """``update, *new_slots = rule(g, *slots, *scalars)``; theta <- theta + update, slots <- new_slots.
 
-        Outside a distribution strategy, one XLA kernel per variable (``keras_optreg._fused``);
-        under one, op by op inside the strategy's update. The same arithmetic either way.
+        Outside a distribution strategy, one XLA kernel per variable of at least
+        ``_fused.MIN_SIZE`` elements (``keras_optreg._fused``); smaller variables, and every variable
+        under a strategy, op by op. The same arithmetic either way.
         """
         dt = variable.dtype
         gradient = ops.cast(gradient, dt)
         scalars = tuple(ops.cast(x, dt) for x in scalars)
-        if _fused.available():
+        if _fused.available(variable):
             _fused.apply(rule, variable, slots, gradient, scalars, self._finite)
             return
         update, *new_slots = rule(gradient, *slots, *scalars)

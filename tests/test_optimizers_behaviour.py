@@ -276,41 +276,44 @@ def test_gradient_accumulation_matches_one_step_on_the_mean():
     assert not np.allclose(a.numpy(), X0[1])
 
 
-@pytest.mark.parametrize("make", MAKERS, ids=IDS)
-@pytest.mark.parametrize("nonfinite", ["propagate", "skip"])
-def test_fused_kernel_equals_the_op_by_op_path_under_a_strategy(make, nonfinite):
-    """Outside a strategy each variable's step is one XLA kernel (keras_optreg._fused); under a
-    tf.distribute strategy the same rule runs op by op. Both paths give the same trajectory
-    (float32: XLA may round a sqrt or a division differently from TensorFlow's kernels, ~1 ulp a step)."""
-    fused, _ = _run(make(nonfinite=nonfinite), "graph")
-    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+BIG = [RNG.normal(size=(64, 80)).astype(np.float32), RNG.normal(size=(40,)).astype(np.float32)]
+BIG_GRADS = [[RNG.normal(size=x.shape).astype(np.float32) for x in BIG] for _ in range(8)]
+
+
+def _run_big(make, strategy=None, nan_at=None):
+    """8 graph-mode steps on one variable above _fused.MIN_SIZE (fused) and one below (op by op)."""
+    from keras_optreg import _fused
+
+    assert BIG[0].size >= _fused.MIN_SIZE > BIG[1].size
+    strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
-        opt, vs = make(nonfinite=nonfinite), [keras.Variable(x) for x in X0]
+        opt, vs = make(), [keras.Variable(x) for x in BIG]
         opt.build(vs)
     step = tf.function(lambda grads: strategy.run(lambda g: opt.apply(g, vs), args=(grads,)))
     for k in range(8):
-        grads = [tf.constant(g) for g in GRADS[k]]
-        if nonfinite == "skip" and k == 3:
-            grads[1] = tf.fill(grads[1].shape, np.nan)
+        grads = [tf.constant(g) for g in BIG_GRADS[k]]
+        if k == nan_at:
+            grads[0] = tf.fill(grads[0].shape, np.nan)
         step(grads)
-    op_by_op = [v.numpy() for v in vs]
-    if nonfinite == "skip":  # the same NaN step skipped on the fused path
-        fused = _run_with_nan_at(make(nonfinite=nonfinite), 3)
-    for a, b in zip(fused, op_by_op, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-
-
-def _run_with_nan_at(opt, k_nan, steps=8):
-    vs = [keras.Variable(x) for x in X0]
-    opt.build(vs)
-    step = tf.function(lambda grads: opt.apply(grads, vs))
-    for k in range(steps):
-        grads = [tf.constant(g) for g in GRADS[k]]
-        if k == k_nan:
-            grads[1] = tf.fill(grads[1].shape, np.nan)
-        step(grads)
-    assert int(opt.skipped_steps.numpy()) == 1
+    if nan_at is not None:
+        assert int(opt.skipped_steps.numpy()) == 1
     return [v.numpy() for v in vs]
+
+
+@pytest.mark.parametrize("make", MAKERS, ids=IDS)
+@pytest.mark.parametrize("nonfinite", ["propagate", "skip"])
+def test_fused_kernel_equals_the_op_by_op_path_under_a_strategy(make, nonfinite):
+    """Outside a strategy each large variable's step is one XLA kernel (keras_optreg._fused); under a
+    tf.distribute strategy the same rule runs op by op. Both paths give the same trajectory
+    (float32: XLA may round a sqrt or a division differently from TensorFlow's kernels, ~1 ulp a step)."""
+    nan_at = 3 if nonfinite == "skip" else None
+    fused = _run_big(lambda: make(nonfinite=nonfinite), nan_at=nan_at)
+    op_by_op = _run_big(lambda: make(nonfinite=nonfinite), tf.distribute.OneDeviceStrategy("/cpu:0"), nan_at=nan_at)
+    for a, b in zip(fused, op_by_op, strict=True):
+        # 8 steps, each at most ~2 ulp of the largest |theta| apart; a different rule is off by ~lr
+        atol = 8 * 2 * np.finfo(np.float32).eps * max(np.abs(a).max(), np.abs(b).max())
+        np.testing.assert_allclose(a, b, rtol=0, atol=atol)
+    assert np.abs(fused[0] - BIG[0]).max() > 1e3 * atol  # the steps moved the variable well beyond it
 
 
 def _graph_apply(opt, grads, vs):
@@ -320,7 +323,7 @@ def _graph_apply(opt, grads, vs):
 def test_fused_kernel_traces_once_per_rule_and_shape_not_per_variable():
     from keras_optreg import _fused
 
-    shape = (4, 11)  # a shape no other test uses
+    shape = (4, 1111)  # a shape no other test uses, above _fused.MIN_SIZE
     grads = [tf.ones(shape)] * 3
     keras_optreg.Adam().apply(grads, [keras.Variable(tf.zeros(shape)) for _ in range(3)])
     traced = _fused._kernel.experimental_get_tracing_count()
@@ -330,5 +333,7 @@ def test_fused_kernel_traces_once_per_rule_and_shape_not_per_variable():
         opt.apply(grads, vs)
         _graph_apply(opt, grads, vs)
     assert _fused._kernel.experimental_get_tracing_count() == traced
-    keras_optreg.Adam().apply([tf.ones((5, 11))], [keras.Variable(tf.zeros((5, 11)))])
+    keras_optreg.Adam().apply([tf.ones((5, 1111))], [keras.Variable(tf.zeros((5, 1111)))])
+    assert _fused._kernel.experimental_get_tracing_count() == traced + 1
+    keras_optreg.Adam().apply([tf.ones((5, 11))], [keras.Variable(tf.zeros((5, 11)))])  # below MIN_SIZE
     assert _fused._kernel.experimental_get_tracing_count() == traced + 1
