@@ -2,15 +2,18 @@
 
 Every class subclasses ``keras.optimizers.Optimizer`` and implements only ``build`` and
 ``update_step``, so ``clipnorm``, ``global_clipnorm``, EMA, gradient accumulation and
-``LossScaleOptimizer`` keep working.
+``LossScaleOptimizer`` keep working. On TensorFlow, outside a ``tf.distribute`` strategy, each
+variable of at least ``_fused.MIN_SIZE`` elements takes its step as one XLA kernel
+(``keras_optreg/_fused.py``), in eager and graph mode too; the arithmetic is the same rule.
 
 ``nonfinite`` (every optimizer):
 
 * ``"propagate"`` (default): the update is applied as computed; a NaN/Inf gradient flows into
   the variables and slots, as in Keras and the lecture. Default because it costs nothing; "skip"
-  adds one reduction over every gradient and a select per variable and slot, and loses the
-  in-place ``assign_add``: measured with ``tests/benchmarks/bench_optimizers.py`` (Adam, 1e6-5e7
-  float32 parameters, graph and XLA) at 1.4-3.4x the step time of "propagate" (README).
+  adds one reduction over every gradient, which every variable's write must wait for, and a
+  select per variable and slot: measured with ``tests/benchmarks/bench_optimizers.py`` (Adam,
+  1e6-5e7 float32 parameters, eager, graph and XLA) at 1.2-2.2x the step time of "propagate"
+  (README).
 * ``"skip"``: when any gradient (after clipping) holds NaN or Inf, every variable and every slot
   is left bit-for-bit unchanged and ``skipped_steps`` is incremented. ``iterations`` still
   counts the step (so schedules advance with calls to ``apply``, and Adam's ``t`` is
