@@ -284,3 +284,31 @@ def test_eq07_printed_gradient_flagged_e_sum_and_only_selects_by_spec_id():
     assert by["spec.printed.eq04_minibatch_gradient"].status == E.CONFORMS
     v = by["spec.printed.eq07_minibatch_gradient"]
     assert v.status == E.DEVIATES and "E-sum" in v.detail, v.cell()
+
+
+def test_torch_column_says_not_installed_without_torch(optimizer_table):
+    from keras_optreg.conformance import torch_runners as T
+
+    if T.installed():
+        pytest.skip("torch is installed here: test_eq08_eq12_eq18_torch_optimizers_verdicts checks the column")
+    assert all(_cell(optimizer_table, k, "torch").status == E.NOT_INSTALLED for k in O.KINDS)
+
+
+def test_eq08_eq12_eq18_torch_optimizers_verdicts(optimizer_table):
+    """With torch importable (tox -e torch): PyTorch's learning rate sits outside the momentum buffer,
+    its RMSprop adds delta outside the root; SGD, AdaGrad (r0 = 0) and Adam follow GBC16."""
+    pytest.importorskip("torch")
+    for kind in ("sgd", "adagrad", "adam"):
+        assert _cell(optimizer_table, kind, "torch").status == E.CONFORMS, _cell(optimizer_table, kind, "torch").cell()
+    for kind in ("momentum", "nesterov"):
+        v = _cell(optimizer_table, kind, "torch")
+        assert v.status == E.DEVIATES and v.detail.startswith("learning rate outside"), v.cell()
+    v = _cell(optimizer_table, "rmsprop", "torch")
+    assert v.status == E.DEVIATES and v.detail.startswith("delta outside the root"), v.cell()
+
+
+def test_eq01_eq02_torch_initializers_verdicts():
+    pytest.importorskip("torch")
+    table = {v.row: v for v in conformance.run(only=["glorot", "torch_uniform", "lecun_normal"], max_examples=10)
+             if v.column == "torch"}
+    assert [v.status for v in table.values()] == [E.CONFORMS, E.CONFORMS, E.NA], [v.cell() for v in table.values()]

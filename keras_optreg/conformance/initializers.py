@@ -19,6 +19,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from keras_optreg.conformance import engine as E
+from keras_optreg.conformance import torch_runners as T
 from spec import corrected as C
 from spec import printed as P
 
@@ -155,8 +156,15 @@ def checks(kind):
     for name, factory in theirs:
         yield make_check(kind, "keras", name, keras_runner(factory))
     yield make_check(kind, "spec (as printed)", "spec.printed", printed_runner(kind))
-    for lib in ("torch", "optax"):
-        if importlib.util.find_spec(lib) is None:
-            yield E.na(ROWS[kind], lib, lib, "", status=E.NOT_INSTALLED)
+    if not T.installed():
+        yield E.na(ROWS[kind], "torch", "torch", "", status=E.NOT_INSTALLED)
+    else:
+        name, fill = T.initializer(kind)
+        if name is None:
+            yield E.na(ROWS[kind], "torch", "torch", fill)
         else:
-            yield E.na(ROWS[kind], lib, lib, f"{lib} is installed but its initializer runner is not written yet")
+            yield make_check(kind, "torch", name, T.initializer_runner(fill, stats))
+    if importlib.util.find_spec("optax") is None:
+        yield E.na(ROWS[kind], "optax", "optax", "", status=E.NOT_INSTALLED)
+    else:
+        yield E.na(ROWS[kind], "optax", "optax", "optax has no initializers (flax.linen.initializers are Flax's)")

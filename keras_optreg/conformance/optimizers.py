@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from keras_optreg.conformance import conventions as K
 from keras_optreg.conformance import engine as E
 from keras_optreg.conformance import strategies as S
+from keras_optreg.conformance import torch_runners as T
 from spec import algorithms as A
 from spec import printed as P
 from spec.errata import BY_ID
@@ -267,8 +268,12 @@ def checks(kind):
         reason = {"nesterov": "the lecture prints no Nesterov step",
                   "adagrad": "the lecture prints AdaGrad's accumulator on the RMSprop slide (see that row)"}[kind]
         yield E.na(ROWS[kind], "spec (as printed)", "spec.printed", reason)
-    for lib in ("torch", "optax"):
-        if importlib.util.find_spec(lib) is None:
-            yield E.na(ROWS[kind], lib, lib, "", status=E.NOT_INSTALLED)
-        else:
-            yield E.na(ROWS[kind], lib, lib, f"{lib} is installed but its optimizer runner is not written yet")
+    if T.installed():
+        name, factory = T.optimizer(kind)
+        yield make_check(kind, "torch", name, T.optimizer_runner(factory, learning_rates))
+    else:
+        yield E.na(ROWS[kind], "torch", "torch", "", status=E.NOT_INSTALLED)
+    if importlib.util.find_spec("optax") is None:
+        yield E.na(ROWS[kind], "optax", "optax", "", status=E.NOT_INSTALLED)
+    else:
+        yield E.na(ROWS[kind], "optax", "optax", "optax is installed; no runner for it in this version")

@@ -1,0 +1,96 @@
+"""PyTorch's optimizers and initializers as conformance implementations (used when ``torch`` imports).
+
+PyTorch is not a dependency: :func:`installed` decides whether the torch column holds checks or a
+``not installed`` cell. Each runner takes the same examples as the Keras runners of its family.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import numpy as np
+
+
+def installed():
+    return importlib.util.find_spec("torch") is not None
+
+
+# ---- optimizers: example (hp, theta0, grads, factors) -> (STEPS, *shape) ------------------------------
+
+
+def optimizer(kind):
+    """``(component name, factory(params, hp))`` for row ``kind``; ``None`` where PyTorch has no such rule."""
+    import torch
+
+    o = torch.optim
+    if kind == "sgd":
+        return "torch.optim.SGD", lambda p, hp: o.SGD(p, lr=hp["learning_rate"])
+    if kind == "momentum":
+        return "torch.optim.SGD(momentum)", lambda p, hp: o.SGD(p, lr=hp["learning_rate"], momentum=hp["momentum"])
+    if kind == "nesterov":
+        # PyTorch refuses nesterov=True with momentum 0, where Nesterov is plain SGD
+        return ("torch.optim.SGD(momentum, nesterov=True)",
+                lambda p, hp: o.SGD(p, lr=hp["learning_rate"], momentum=hp["momentum"],
+                                    nesterov=hp["momentum"] > 0))
+    if kind == "adagrad":
+        return ("torch.optim.Adagrad", lambda p, hp: o.Adagrad(p, lr=hp["learning_rate"], eps=hp["epsilon"]))
+    if kind == "rmsprop":
+        return ("torch.optim.RMSprop(alpha=rho)",
+                lambda p, hp: o.RMSprop(p, lr=hp["learning_rate"], alpha=hp["rho"], eps=hp["epsilon"]))
+    return ("torch.optim.Adam", lambda p, hp: o.Adam(p, lr=hp["learning_rate"], betas=(hp["beta_1"], hp["beta_2"]),
+                                                    eps=hp["epsilon"]))
+
+
+def optimizer_runner(factory, learning_rates):
+    """Run ``factory([param], hp)`` on a float32 tensor; the learning rate of each step is set in its group."""
+    import torch
+
+    def run(example):
+        hp, theta0, grads, factors = example
+        param = torch.nn.Parameter(torch.tensor(np.asarray(theta0, np.float32)))
+        opt = factory([param], hp)
+        out = []
+        for g, lr in zip(grads, learning_rates(hp, factors), strict=True):
+            for group in opt.param_groups:
+                group["lr"] = lr
+            param.grad = torch.tensor(np.asarray(g, np.float32))
+            opt.step()
+            out.append(param.detach().numpy().astype(np.float64))
+        return np.stack(out)
+    return run
+
+
+# ---- initializers: example (shape, seed) -> weights in Keras' layout ----------------------------------
+
+
+def _torch_layout(shape):
+    """Keras kernels are (..., in, out); PyTorch weights are (out, in, ...): the permutation between them."""
+    n = len(shape)
+    return (shape[-1], shape[-2], *shape[:-2]), (*range(2, n), 1, 0)
+
+
+def initializer(kind):
+    """``(component name, fill(tensor, generator))`` for row ``kind``, or ``(None, reason)``."""
+    import torch
+
+    init = torch.nn.init
+    if kind == "glorot":
+        return "torch.nn.init.xavier_uniform_", lambda w, gen: init.xavier_uniform_(w, generator=gen)
+    if kind == "torch_uniform":
+        return ("torch.nn.init.kaiming_uniform_(a=sqrt(5)) (nn.Linear's default)",
+                lambda w, gen: init.kaiming_uniform_(w, a=math.sqrt(5), generator=gen))
+    return None, ("PyTorch has no fan-scaled truncated normal (nn.init.trunc_normal_ takes std and bounds "
+                  "directly)")
+
+
+def initializer_runner(fill, stats):
+    import torch
+
+    def run(example):
+        shape, seed = example
+        torch_shape, back = _torch_layout(shape)
+        w = torch.empty(torch_shape)
+        fill(w, torch.Generator().manual_seed(seed))
+        return stats(w.permute(*back).numpy())
+    return run
