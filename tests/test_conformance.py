@@ -295,7 +295,7 @@ def test_torch_column_says_not_installed_without_torch(optimizer_table):
 
 
 def test_eq08_eq12_eq18_torch_optimizers_verdicts(optimizer_table):
-    """With torch importable (tox -e torch): PyTorch's learning rate sits outside the momentum buffer,
+    """With torch importable (tox -e frameworks): PyTorch's learning rate sits outside the momentum buffer,
     its RMSprop adds delta outside the root; SGD, AdaGrad (r0 = 0) and Adam follow GBC16."""
     pytest.importorskip("torch")
     for kind in ("sgd", "adagrad", "adam"):
@@ -312,3 +312,16 @@ def test_eq01_eq02_torch_initializers_verdicts():
     table = {v.row: v for v in conformance.run(only=["glorot", "torch_uniform", "lecun_normal"], max_examples=10)
              if v.column == "torch"}
     assert [v.status for v in table.values()] == [E.CONFORMS, E.CONFORMS, E.NA], [v.cell() for v in table.values()]
+
+
+def test_eq08_eq18_optax_optimizers_verdicts(optimizer_table):
+    """With optax importable (tox -e frameworks): optax.sgd keeps the learning rate outside the trace,
+    optax.adagrad starts at 0.1 with delta inside the root; SGD, RMSprop (eps_in_sqrt) and Adam follow GBC16."""
+    pytest.importorskip("optax")
+    for kind in ("sgd", "rmsprop", "adam"):
+        assert _cell(optimizer_table, kind, "optax").status == E.CONFORMS, _cell(optimizer_table, kind, "optax").cell()
+    for kind in ("momentum", "nesterov"):
+        v = _cell(optimizer_table, kind, "optax")
+        assert v.status == E.DEVIATES and v.detail.startswith("learning rate outside"), v.cell()
+    v = _cell(optimizer_table, "adagrad", "optax")
+    assert v.status == E.DEVIATES and "initial accumulator 0.1" in v.detail, v.cell()

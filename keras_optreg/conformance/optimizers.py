@@ -10,13 +10,12 @@ gradient sequence, from zero slots, and returns the parameters after each step.
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 from hypothesis import strategies as st
 
 from keras_optreg.conformance import conventions as K
 from keras_optreg.conformance import engine as E
+from keras_optreg.conformance import optax_runners as X
 from keras_optreg.conformance import strategies as S
 from keras_optreg.conformance import torch_runners as T
 from spec import algorithms as A
@@ -273,7 +272,8 @@ def checks(kind):
         yield make_check(kind, "torch", name, T.optimizer_runner(factory, learning_rates))
     else:
         yield E.na(ROWS[kind], "torch", "torch", "", status=E.NOT_INSTALLED)
-    if importlib.util.find_spec("optax") is None:
-        yield E.na(ROWS[kind], "optax", "optax", "", status=E.NOT_INSTALLED)
+    if X.installed():
+        name, factory = X.optimizer(kind)
+        yield make_check(kind, "optax", name, X.optimizer_runner(factory, learning_rates))
     else:
-        yield E.na(ROWS[kind], "optax", "optax", "optax is installed; no runner for it in this version")
+        yield E.na(ROWS[kind], "optax", "optax", "", status=E.NOT_INSTALLED)
