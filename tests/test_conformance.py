@@ -325,3 +325,20 @@ def test_eq08_eq18_optax_optimizers_verdicts(optimizer_table):
         assert v.status == E.DEVIATES and v.detail.startswith("learning rate outside"), v.cell()
     v = _cell(optimizer_table, "adagrad", "optax")
     assert v.status == E.DEVIATES and "initial accumulator 0.1" in v.detail, v.cell()
+
+
+def test_eq20_torch_batchnorm_verdicts():
+    """PyTorch normalises with the biased batch variance (IS15 Alg. 1) and keeps an unbiased running
+    variance, but its momentum weighs the new batch: m given as Keras' momentum is reversed."""
+    pytest.importorskip("torch")
+    table = {v.row: v for v in conformance.run(only=["batchnorm", "batchnorm_moving"], max_examples=10)
+             if v.column == "torch"}
+    training, moving = table.values()
+    assert training.status == E.CONFORMS, training.cell()
+    assert moving.status == E.DEVIATES and moving.detail.startswith("momentum direction reversed"), moving.cell()
+
+
+def test_eq06_optax_linear_schedule_conforms():
+    pytest.importorskip("optax")
+    (v,) = [v for v in conformance.run(only=["linear_decay"], max_examples=10) if v.column == "optax"]
+    assert v.status == E.CONFORMS, v.cell()

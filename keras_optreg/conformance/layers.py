@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from keras_optreg.conformance import engine as E
 from keras_optreg.conformance import strategies as S
+from keras_optreg.conformance import torch_runners as T
 from spec import corrected as C
 from spec import printed as P
 from spec import unnumbered as U
@@ -44,7 +45,7 @@ def _na_libs(kind):
             yield E.na(ROWS[kind], lib, lib, "", status=E.NOT_INSTALLED)
         elif lib == "optax":
             yield E.na(ROWS[kind], lib, lib, "optax has no layers")
-        else:
+        elif kind not in ("batchnorm", "batchnorm_moving"):
             yield E.na(ROWS[kind], lib, lib, "torch is installed but its runner for this row is not written yet")
 
 
@@ -171,6 +172,8 @@ def _bn_checks(kind):
         yield check("keras", "keras.layers.BatchNormalization",
                     bn_runner(lambda eps: keras.layers.BatchNormalization(epsilon=eps)))
         yield check("spec (as printed)", "spec.printed", bn_printed)
+        if T.installed():
+            yield check("torch", "torch.nn.BatchNorm1d/2d(eps) (training)", T.batchnorm_runner())
     else:
         convs = (E.Convention("biased moving variance, sigma_B^2 without m/(m-1) (Keras)",
                               moving_reference(unbiased=False)),
@@ -187,6 +190,8 @@ def _bn_checks(kind):
         yield check("keras", "keras.layers.BatchNormalization",
                     moving_runner(lambda m: keras.layers.BatchNormalization(momentum=m)))
         yield E.na(row, "spec (as printed)", "spec.printed", "the lecture prints no inference statistics")
+        if T.installed():
+            yield check("torch", "torch.nn.BatchNorm1d/2d(momentum=m)", T.batchnorm_moving_runner())
 
 
 # ---- dropout, input noise -------------------------------------------------------------------------------

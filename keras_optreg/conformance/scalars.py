@@ -177,5 +177,29 @@ def checks(kind):
     for lib in ("torch", "optax"):
         if importlib.util.find_spec(lib) is None:
             yield E.na(ROWS[kind], lib, lib, "", status=E.NOT_INSTALLED)
+        elif lib == "optax" and kind == "linear_decay":
+            yield from _optax_linear_schedule_check()
         else:
-            yield E.na(ROWS[kind], lib, lib, f"{lib} is installed but its runner for this row is not written yet")
+            yield E.na(ROWS[kind], lib, lib, _NOT_COMPARABLE[lib][kind])
+
+
+_NOT_COMPARABLE = {
+    "torch": {"minibatch_gradient": "the loss's reduction, not an optimizer's: the mean is nn.*Loss(reduction='mean')",
+              "linear_decay": "lr_scheduler.LinearLR is a stepped multiplicative factor in (0, 1]: no rate that "
+                              "rises, and not evaluable at an arbitrary step k",
+              "tikhonov": "PyTorch has no penalty term: weight_decay acts inside the optimizer's step",
+              "weight_norm": "PyTorch has no penalty term: weight_decay acts inside the optimizer's step"},
+    "optax": {"minibatch_gradient": "the loss's reduction, not an optimizer's",
+              "tikhonov": "optax.add_decayed_weights is a gradient transformation, not a penalty term",
+              "weight_norm": "optax.add_decayed_weights is a gradient transformation, not a penalty term"},
+}
+
+
+def _optax_linear_schedule_check():
+    import optax
+
+    row = ROWS["linear_decay"]
+    yield E.Check(row=row, column="optax", component="optax.linear_schedule", strategy=schedule_examples,
+                  run=schedule_runner(lambda a, b, t: optax.linear_schedule(a, b, t)),
+                  reference=schedule_reference(C.eq06_linear_decay), tolerance=schedule_tolerance,
+                  describe=describe_schedule, conventions=(), ours=False, method="values at steps 0..2 tau")

@@ -94,3 +94,51 @@ def initializer_runner(fill, stats):
         fill(w, torch.Generator().manual_seed(seed))
         return stats(w.permute(*back).numpy())
     return run
+
+
+# ---- BatchNormalization: channels-last examples, PyTorch's channels-first layers -----------------------
+
+
+def _batchnorm(x_shape, **kwargs):
+    import torch
+
+    c, nd = x_shape[-1], len(x_shape)
+    cls = {2: torch.nn.BatchNorm1d, 3: torch.nn.BatchNorm1d, 4: torch.nn.BatchNorm2d, 5: torch.nn.BatchNorm3d}[nd]
+    return cls(c, **kwargs)
+
+
+def _channels_first(x):
+    import torch
+
+    t = torch.tensor(np.asarray(x, np.float32))
+    return t if t.ndim == 2 else t.movedim(-1, 1)
+
+
+def batchnorm_runner():
+    """``torch.nn.BatchNorm{1,2}d(eps=epsilon)`` in training mode, weight and bias set to gamma and beta."""
+    import torch
+
+    def run(example):
+        x, gamma, beta, eps = example
+        layer = _batchnorm(x.shape, eps=eps).train()
+        with torch.no_grad():
+            layer.weight.copy_(torch.tensor(gamma))
+            layer.bias.copy_(torch.tensor(beta))
+            y = layer(_channels_first(x))
+        y = y if y.ndim == 2 else y.movedim(1, -1)
+        return y.numpy().astype(np.float64)
+    return run
+
+
+def batchnorm_moving_runner():
+    """``torch.nn.BatchNorm1d(momentum=m)`` given the row's momentum m as is (what a port from Keras does)."""
+    import torch
+
+    def run(example):
+        batches, momentum = example
+        layer = _batchnorm(batches.shape[1:], momentum=momentum).train()
+        with torch.no_grad():
+            for x in batches:
+                layer(_channels_first(x))
+        return np.concatenate([layer.running_mean.numpy(), layer.running_var.numpy()]).astype(np.float64)
+    return run
