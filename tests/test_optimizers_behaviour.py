@@ -337,3 +337,18 @@ def test_fused_kernel_traces_once_per_rule_and_shape_not_per_variable():
     assert _fused._kernel.experimental_get_tracing_count() == traced + 1
     keras_optreg.Adam().apply([tf.ones((5, 11))], [keras.Variable(tf.zeros((5, 11)))])  # below MIN_SIZE
     assert _fused._kernel.experimental_get_tracing_count() == traced + 1
+
+
+@pytest.mark.parametrize("make", MAKERS, ids=IDS)
+def test_fused_kernel_takes_sparse_gradients_as_their_dense_form(make):
+    """An Embedding's gradient is tf.IndexedSlices; on a variable above _fused.MIN_SIZE it must step
+    exactly as its dense equivalent (rows not looked up get a zero gradient, as in the spec's rules)."""
+    table = RNG.normal(size=(1000, 16)).astype(np.float32)
+    rows = tf.constant([3, 7, 7, 512])
+    values = tf.constant(RNG.normal(size=(4, 16)).astype(np.float32))
+    sparse = tf.IndexedSlices(values, rows, dense_shape=tf.constant(table.shape))
+    got, want = keras.Variable(table), keras.Variable(table)
+    make().apply([sparse], [got])
+    make().apply([tf.convert_to_tensor(sparse)], [want])
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    assert not np.array_equal(got.numpy(), table)
