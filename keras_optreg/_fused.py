@@ -44,7 +44,6 @@ def _kernel(rule, shape, variable, slots, gradient, scalars, finite):
     # serves every variable of that shape, in eager mode and inside any caller's graph.
     del shape  # part of the trace key only
     dtype = gradient.dtype
-    old = _read(variable, dtype)
     old_slots = [_read(s, dtype) for s in slots]
     update, *new_slots = rule(gradient, *old_slots, *scalars)
     if finite is None:
@@ -54,6 +53,7 @@ def _kernel(rule, shape, variable, slots, gradient, scalars, finite):
     else:
         for slot, new, prev in zip(slots, new_slots, old_slots, strict=True):
             _write(slot, tf.where(finite, new, prev))
+        old = _read(variable, dtype)
         _write(variable, tf.where(finite, old + update, old))
 
 
@@ -79,13 +79,15 @@ def apply(rule, variable, slots, gradient, scalars, finite=None):
             tuple(scalars), finite)
 
 
-@tf.function(jit_compile=True, autograph=False)
-def _all_finite(gradients):
-    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients])
+def _finite(gradients):
+    return ops.all(ops.stack([ops.all(ops.isfinite(g)) for g in gradients]))
+
+
+_finite_kernel = tf.function(_finite, jit_compile=True, autograph=False)
 
 
 def all_finite(gradients):
     """Whether every gradient is finite: one fused reduction (XLA) where ``available()``."""
     if available():
-        return _all_finite([tf.convert_to_tensor(g) for g in gradients])
-    return ops.all(ops.stack([ops.all(ops.isfinite(g)) for g in gradients]))
+        return _finite_kernel([tf.convert_to_tensor(g) for g in gradients])
+    return _finite(gradients)
