@@ -49,6 +49,16 @@ def _time(fn, steps):
     return (time.perf_counter() - t0) / steps
 
 
+def _interleaved_medians(fns, n_params, repeats):
+    """Median step time of each ``fns`` entry, the entries timed in turn ``repeats`` times."""
+    steps = max(1, int(2e7 // n_params))
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            times[k].append(_time(fn, steps))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def bench(sizes, modes=("eager", "graph", "xla"), repeats=7, skip_variant=True):
     rows = []
     for name, (bpp, ours, theirs) in PAIRS.items():
@@ -58,13 +68,7 @@ def bench(sizes, modes=("eager", "graph", "xla"), repeats=7, skip_variant=True):
                 if skip_variant and name == "Adam":
                     candidates["keras_optreg skip"] = ours(nonfinite="skip")
                 fns = {k: _stepper(o, n, mode) for k, o in candidates.items()}
-                steps = max(1, int(2e7 // n))
-                times = {k: [] for k in fns}
-                for _ in range(repeats):  # interleaved
-                    for k, fn in fns.items():
-                        times[k].append(_time(fn, steps))
-                med = {k: statistics.median(v) for k, v in times.items()}
-                rows.append((name, n, mode, med, bpp))
+                rows.append((name, n, mode, _interleaved_medians(fns, n, repeats), bpp))
                 del fns, candidates
     return rows
 
@@ -110,12 +114,7 @@ def bench_torch(sizes, repeats=7):
                "keras xla": _stepper(keras.optimizers.Adam(0.001), n, "xla"),
                "torch fused": _torch_stepper(n, fused=True),
                "torch foreach": _torch_stepper(n, foreach=True)}
-        steps = max(1, int(2e7 // n))
-        times = {k: [] for k in fns}
-        for _ in range(repeats):
-            for k, fn in fns.items():
-                times[k].append(_time(fn, steps))
-        rows.append((n, {k: statistics.median(v) for k, v in times.items()}))
+        rows.append((n, _interleaved_medians(fns, n, repeats)))
         del fns
     header = list(rows[0][1])
     lines = [f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads; Adam ms (GB/s at 28 B/param), "
