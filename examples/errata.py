@@ -1,13 +1,14 @@
 r"""Why the errata of eqs. (7)-(18) matter: the printed and the corrected optimizers, side by side.
 
-Runs :mod:`spec.algorithms` (NumPy, float64) on two problems with the same hyper-parameters:
+Runs :mod:`keras_optreg_spec.algorithms` (NumPy, float64) on two problems with the same hyper-parameters:
 
 * a quadratic, the mean of N per-example losses
   :math:`C_i(\theta) = \tfrac12 (\theta - c_i)^\top H (\theta - c_i)`, H = diag(1, 10);
 * Rosenbrock, :math:`f(x, y) = (1 - x)^2 + 100 (y - x^2)^2`, as the two "examples"
   :math:`C_1 = (1-x)^2`, :math:`C_2 = 100 (y - x^2)^2` (so the minibatch gradient is :math:`\nabla f / 2`).
 
-Equations shown (printed form from :mod:`spec.printed`, corrected form from :mod:`spec.corrected`):
+Equations shown (printed form from :mod:`keras_optreg_spec.printed`, corrected form from
+:mod:`keras_optreg_spec.corrected`):
 
 * (7), (10), (13) minibatch gradient, erratum E-sum: printed :math:`\frac1m\sum_{i=0}^{m}` divides
   m + 1 terms by m, so every printed run sees its gradient scaled by N / (N - 1);
@@ -50,8 +51,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from spec import algorithms as A  # noqa: E402
-from spec import corrected as C  # noqa: E402
+from keras_optreg_spec import algorithms as A  # noqa: E402
+from keras_optreg_spec import corrected as C  # noqa: E402
 
 DIVERGED = 1e12  # a run whose loss passes this is stopped and reported as diverged
 

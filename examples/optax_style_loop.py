@@ -19,7 +19,7 @@ A two-layer tanh MLP (weights a dict of tensors, kernels from ``keras_optreg.ini
 eq. 1) fits a noisy 1-D regression with minibatches of 64. The whole train step (forward, gradient,
 ``opt.update``, ``apply_updates``) is one ``tf.function(jit_compile=True)``; weights and optimizer
 state are plain tensors passed in and out. The gradients of the first steps are recorded and replayed
-through :func:`spec.algorithms.alg_adam_step` in float64: the script prints how far the float32
+through :func:`keras_optreg_spec.algorithms.alg_adam_step` in float64: the script prints how far the float32
 weights are from the spec's.
 
 Writes ``optax_style_loop.png`` and ``summary.json`` (section ``optax_style_loop``) into ``--out``.
@@ -49,7 +49,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_optreg  # noqa: E402
-from spec import algorithms as A  # noqa: E402
+from keras_optreg_spec import algorithms as A  # noqa: E402
 
 LEARNING_RATE = 0.001
 HIDDEN = 32
@@ -144,7 +144,7 @@ def main(argv=None):
                "replay_steps": REPLAY_STEPS, "max_abs_deviation_from_spec": deviation}
     print(f"functional.adam in a jit-compiled loop: MSE {full_loss[0]:.4f} -> {full_loss[-1]:.4f} "
           f"after {steps} steps ({summary['ms_per_step']:.2f} ms/step incl. the first call's compile)")
-    print(f"float32 weights vs spec.algorithms.alg_adam_step (float64) on the same gradients after "
+    print(f"float32 weights vs keras_optreg_spec.algorithms.alg_adam_step (float64) on the same gradients after "
           f"{REPLAY_STEPS} steps, max |diff| per leaf: "
           + ", ".join(f"{k}={v:.2g}" for k, v in deviation.items()))
 

@@ -377,7 +377,7 @@ class RandomRotation(_SeededLayer):
     ((H-1)/2, (W-1)/2)) by bilinear interpolation, out-of-image neighbours reading ``fill_value``.
     Give exactly one of ``max_angle_degrees`` / ``max_angle_radians``. Gather-based: compiles under
     XLA (Keras' RandomRotation does not). Identity at inference. Same conventions as
-    ``spec.unnumbered.random_rotation_bilinear``.
+    ``keras_optreg_spec.unnumbered.random_rotation_bilinear``.
     """
 
     def __init__(self, max_angle_degrees=None, max_angle_radians=None, fill_mode="constant", fill_value=0.0,

@@ -1,12 +1,12 @@
 """Executable transcription of the lecture "Initialization, Optimization, and Regularization".
 
-NumPy only, float64. :mod:`spec.printed` holds eqs. (1)-(20) as printed, :mod:`spec.corrected`
-the forms of the cited sources, :mod:`spec.errata` the differences, :mod:`spec.algorithms` whole
-optimizer steps and :mod:`spec.unnumbered` the unnumbered techniques (dropout, input noise,
+NumPy only, float64. :mod:`keras_optreg_spec.printed` holds eqs. (1)-(20) as printed, :mod:`keras_optreg_spec.corrected`
+the forms of the cited sources, :mod:`keras_optreg_spec.errata` the differences, :mod:`keras_optreg_spec.algorithms` whole
+optimizer steps and :mod:`keras_optreg_spec.unnumbered` the unnumbered techniques (dropout, input noise,
 augmentation, early stopping). ``SPEC_IDS`` lists every id a test of the library must cover.
 """
 
-from spec import algorithms, corrected, errata, printed, unnumbered
+from . import algorithms, corrected, errata, printed, unnumbered
 
 EQUATIONS = {
     "eq01": (printed.eq01_glorot_uniform_bound, printed.eq01_glorot_uniform),

@@ -1,4 +1,4 @@
-"""``python -m spec``: the spec's self-check. For each erratum, one worked case, printed vs corrected."""
+"""``python -m keras_optreg_spec``: the spec's self-check. For each erratum, one worked case, printed vs corrected."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import sys
 
 import numpy as np
 
-from spec import algorithms as A
-from spec import corrected as C
-from spec import printed as P
-from spec.errata import ERRATA
+from . import algorithms as A
+from . import corrected as C
+from . import printed as P
+from .errata import ERRATA
 
 
 def _cases():

@@ -1,9 +1,9 @@
 """Multi-step rules: one optimizer step, built only from equation functions.
 
-``printed_*`` chain the lecture's equations as printed (:mod:`spec.printed`) and take the
+``printed_*`` chain the lecture's equations as printed (:mod:`keras_optreg_spec.printed`) and take the
 per-example gradients, as the lecture's eqs. (4), (7), (10), (13) do. ``alg_*`` chain the
-corrected forms (:mod:`spec.corrected`), follow the GBC16 algorithm they are named after, and take
-the minibatch gradient ``g`` (``spec.corrected.minibatch_gradient`` of the per-example gradients).
+corrected forms (:mod:`keras_optreg_spec.corrected`), follow the GBC16 algorithm they are named after, and take
+the minibatch gradient ``g`` (``keras_optreg_spec.corrected.minibatch_gradient`` of the per-example gradients).
 
 Each returns the new parameters followed by the new state, in the order of its arguments.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from spec import corrected as C
-from spec import printed as P
+from . import corrected as C
+from . import printed as P
 
 # ---- the lecture, as printed ----------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 """Corrected forms of eqs. (1)-(20), transcribed from the sources the lecture cites.
 
 Every function here is written from its source's own statement (an algorithm box of GBC16, a paper's
-equation, a framework's documented definition), not copied from :mod:`spec.printed`. Where the
+equation, a framework's documented definition), not copied from :mod:`keras_optreg_spec.printed`. Where the
 lecture is right the two transcriptions must agree, which ``tests/test_spec_equations.py`` checks;
-where it is wrong, :mod:`spec.errata` names the erratum and the tests exhibit it.
+where it is wrong, :mod:`keras_optreg_spec.errata` names the erratum and the tests exhibit it.
 
 References:
   [GB10]  Glorot & Bengio, AISTATS 2010, eq. (16).
@@ -221,7 +221,7 @@ def eq18_adam_update(theta, s_hat, r_hat, eps, delta):
 def weight_norm_penalty(weights, lam):
     r"""The penalty eq. (19) prints, read as group lasso: :math:`\lambda \sum_i \lVert W_i \rVert_F`.
 
-    Written as sqrt of a dot product, independently of :func:`spec.printed.eq19_weight_norm_penalty`.
+    Written as sqrt of a dot product, independently of :func:`keras_optreg_spec.printed.eq19_weight_norm_penalty`.
     """
     total = F64(0.0)
     for w in weights:

@@ -7,7 +7,7 @@ High-Performance Computing and Analytics Lab, University of Bonn, 27 September 2
 Rules of this module:
 
 * one function per printed equation, ``eqNN_<name>``; nothing is fixed here, not even an obvious
-  typo. The corrected forms live in :mod:`spec.corrected`, the errata in :mod:`spec.errata`;
+  typo. The corrected forms live in :mod:`keras_optreg_spec.corrected`, the errata in :mod:`keras_optreg_spec.errata`;
 * NumPy only, float64; no guard the lecture does not have (a division by zero stays one);
 * randomness is an argument (uniform or normal draws), never drawn here.
 """

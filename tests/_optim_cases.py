@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from spec import algorithms as A
+from keras_optreg_spec import algorithms as A
 from tests import strategies as S
 
 STEPS = 7  # t = 1 .. 7

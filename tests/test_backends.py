@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 import keras_optreg as ko
-import spec.corrected as sc
+import keras_optreg_spec.corrected as sc
 from keras_optreg import initializers as ki
 from keras_optreg import layers as L
-from spec import algorithms as A
-from spec import printed
+from keras_optreg_spec import algorithms as A
+from keras_optreg_spec import printed
 from tests import stats
 from tests.assertions import assert_conforms
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import keras_optreg
 from keras_optreg.callbacks import OptimizerMonitor
 from keras_optreg.demo.report import best_epoch
-from spec import unnumbered
+from keras_optreg_spec import unnumbered
 from tests.events import read_scalars, read_tags
 
 N, BATCH = 64, 16  # 4 steps per epoch
@@ -142,7 +142,7 @@ def test_early_stopping_keras_callback_matches_gbc16_algorithm_7_1(errors, patie
     Mapping, from both sources: Keras improves on ``current - min_delta < best`` (strict, ``best``
     starts as None = the algorithm's v = inf), resets ``wait`` to 0 on improvement and otherwise
     increments it, and stops at the end of 0-based epoch e once ``wait >= patience`` (its
-    ``epoch > 0`` guard never binds for p >= 1). The algorithm (``spec.unnumbered.early_stopping``)
+    ``epoch > 0`` guard never binds for p >= 1). The algorithm (``keras_optreg_spec.unnumbered.early_stopping``)
     counts steps i = 1, 2, ... (here epochs), sets i* = i on ``v' < v``, j += 1 otherwise, and
     stops before the next block once j = p. So i* = ``best_epoch + 1``; i_stop = ``stopped_epoch + 1``
     when Keras stopped, else the number of epochs; equal values are no improvement in both. Not

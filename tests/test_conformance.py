@@ -281,8 +281,8 @@ def test_eq07_printed_gradient_flagged_e_sum_and_only_selects_by_spec_id():
     assert {k for k, *_ in registry.select(["eq19"])} == {"tikhonov", "weight_norm"}
     vs = conformance.run(only=["minibatch_gradient"], max_examples=10)
     by = {v.component: v for v in vs}
-    assert by["spec.printed.eq04_minibatch_gradient"].status == E.CONFORMS
-    v = by["spec.printed.eq07_minibatch_gradient"]
+    assert by["keras_optreg_spec.printed.eq04_minibatch_gradient"].status == E.CONFORMS
+    v = by["keras_optreg_spec.printed.eq07_minibatch_gradient"]
     assert v.status == E.DEVIATES and "E-sum" in v.detail, v.cell()
 
 

@@ -26,7 +26,7 @@ import sys
 import numpy as np
 import pytest
 
-import spec.corrected as sc
+import keras_optreg_spec.corrected as sc
 from tests import _dist_worker as W
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -114,7 +114,7 @@ def test_examples_errata_eq16_eq18_printed_adam_first_step_ignores_the_sign(summ
 
 
 def test_examples_optax_style_loop_eq13_eq18_matches_the_spec(summary):
-    # The same recorded gradients through spec.algorithms.alg_adam_step in float64: each float32
+    # The same recorded gradients through keras_optreg_spec.algorithms.alg_adam_step in float64: each float32
     # step rounds weights of magnitude < 1 (Glorot bound sqrt(6/33) = 0.43, plus < 20 steps of
     # lr = 1e-3) to within 2^-24, so 20 steps differ by at most ~20 * 6e-8 = 1.2e-6. A wrong rule
     # (no bias correction, the printed hats) is off by a multiple of lr = 1e-3 from step one.

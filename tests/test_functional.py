@@ -9,7 +9,7 @@ from hypothesis import given
 
 import keras_optreg
 from keras_optreg import functional as F
-from spec import algorithms as A
+from keras_optreg_spec import algorithms as A
 from tests import _optim_cases as cases
 from tests.assertions import assert_conforms
 

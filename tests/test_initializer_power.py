@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from keras_optreg import initializers as ki
-from spec import corrected
+from keras_optreg_spec import corrected
 from tests import stats
 from tests.test_initializers import _expected
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keras_optreg import initializers as ki
-from spec import corrected, printed
+from keras_optreg_spec import corrected, printed
 from tests import stats
 from tests.assertions import assert_conforms, assert_keras_round_trip
 

@@ -1,4 +1,5 @@
-"""BatchNormalization, lecture eq. (20) corrected with epsilon ([IS15] Alg. 1-2), against spec.corrected."""
+"""BatchNormalization, lecture eq. (20) corrected with epsilon ([IS15] Alg. 1-2), against
+keras_optreg_spec.corrected."""
 
 import keras
 import numpy as np
@@ -7,7 +8,7 @@ import tensorflow as tf
 from hypothesis import given
 from hypothesis import strategies as st
 
-import spec.corrected as sc
+import keras_optreg_spec.corrected as sc
 from keras_optreg import layers as L
 from keras_optreg._math import layers as m
 from tests import layer_checks as lc

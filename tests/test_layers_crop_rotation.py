@@ -1,4 +1,4 @@
-"""RandomCrop and RandomRotation against spec.unnumbered (random_crop, random_rotation_bilinear)."""
+"""RandomCrop and RandomRotation against keras_optreg_spec.unnumbered (random_crop, random_rotation_bilinear)."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import tensorflow as tf
 from hypothesis import given
 from hypothesis import strategies as st
 
-import spec.unnumbered as su
+import keras_optreg_spec.unnumbered as su
 from keras_optreg import layers as L
 from keras_optreg._math import layers as m
 from tests import layer_checks as lc

@@ -1,4 +1,5 @@
-"""Dropout (Srivastava et al. 2014; inverted form) against spec.unnumbered.dropout_inverted, plus statistics."""
+"""Dropout (Srivastava et al. 2014; inverted form) against keras_optreg_spec.unnumbered.dropout_inverted,
+plus statistics."""
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import tensorflow as tf
 from hypothesis import given
 from hypothesis import strategies as st
 
-import spec.unnumbered as su
+import keras_optreg_spec.unnumbered as su
 from keras_optreg import _random
 from keras_optreg import layers as L
 from keras_optreg._math import layers as m

@@ -1,4 +1,4 @@
-"""RandomFlip and InputNoise against spec.unnumbered (random_flip_left_right, input_noise)."""
+"""RandomFlip and InputNoise against keras_optreg_spec.unnumbered (random_flip_left_right, input_noise)."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import tensorflow as tf
 from hypothesis import given
 from hypothesis import strategies as st
 
-import spec.unnumbered as su
+import keras_optreg_spec.unnumbered as su
 from keras_optreg import layers as L
 from keras_optreg._math import layers as m
 from tests import layer_checks as lc

@@ -16,7 +16,7 @@ import tensorflow as tf
 import keras_optreg as ko
 from keras_optreg import initializers as ki
 from keras_optreg import layers as L
-from spec import corrected, printed
+from keras_optreg_spec import corrected, printed
 from tests import stats
 
 POLICIES = ("mixed_float16", "mixed_bfloat16")

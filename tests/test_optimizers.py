@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 
 import keras_optreg
-from spec import algorithms as A
-from spec import corrected as C
+from keras_optreg_spec import algorithms as A
+from keras_optreg_spec import corrected as C
 from tests import _optim_cases as cases
 from tests.assertions import assert_conforms
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keras_optreg import regularizers as kr
-from spec import corrected, printed
+from keras_optreg_spec import corrected, printed
 from tests.assertions import assert_conforms, assert_keras_round_trip
 from tests.strategies import arrays, as_float32, log_uniform, shapes
 

@@ -1,4 +1,4 @@
-"""keras_optreg.LinearDecay against the lecture's eq. (6) (spec.corrected.eq06_linear_decay)."""
+"""keras_optreg.LinearDecay against the lecture's eq. (6) (keras_optreg_spec.corrected.eq06_linear_decay)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import keras_optreg
-from spec import corrected as C
+from keras_optreg_spec import corrected as C
 from tests import strategies as S
 from tests.assertions import assert_conforms
 

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from spec import algorithms as A
-from spec import corrected as C
-from spec import printed as P
+from keras_optreg_spec import algorithms as A
+from keras_optreg_spec import corrected as C
+from keras_optreg_spec import printed as P
 from tests.assertions import assert_conforms
 
 

@@ -11,7 +11,7 @@ import ast
 import pathlib
 import re
 
-import spec
+import keras_optreg_spec as spec
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -61,12 +61,20 @@ def test_spec_imports_only_numpy_and_the_standard_library():
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
 
 
+def test_nothing_imports_the_spec_folder_by_its_repository_name():
+    """spec/ installs as ``keras_optreg_spec``: a bare ``import spec`` works only from the repository root
+    (and would pick up the registry's unrelated ``spec`` project when installed)."""
+    for folder in ("keras_optreg", "spec", "tests", "examples"):
+        for path in (ROOT / folder).rglob("*.py"):
+            assert "spec" not in set(_imports(path)), f"{path.relative_to(ROOT)} imports spec, not keras_optreg_spec"
+
+
 def test_library_core_never_imports_spec():
     allowed = {"conformance"}  # the conformance tool (issue 7) is the one module that may
     for path in (ROOT / "keras_optreg").rglob("*.py"):
         if allowed & set(path.relative_to(ROOT / "keras_optreg").with_suffix("").parts):
             continue
-        assert "spec" not in set(_imports(path)), f"{path.relative_to(ROOT)} imports spec"
+        assert not {"spec", "keras_optreg_spec"} & set(_imports(path)), f"{path.relative_to(ROOT)} imports the spec"
 
 
 def _full_imports(path):

@@ -1,16 +1,16 @@
 """Spec self-tests: where the lecture has no erratum, its printed equation equals the source's.
 
-spec.printed and spec.corrected are two independent transcriptions (the lecture; GBC16's algorithm
-boxes and the papers), so agreement here is evidence, not a tautology.
+keras_optreg_spec.printed and keras_optreg_spec.corrected are two independent transcriptions (the lecture;
+GBC16's algorithm boxes and the papers), so agreement here is evidence, not a tautology.
 """
 
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spec import corrected as C
-from spec import errata
-from spec import printed as P
+from keras_optreg_spec import corrected as C
+from keras_optreg_spec import errata
+from keras_optreg_spec import printed as P
 from tests import strategies as S
 from tests.assertions import assert_conforms
 

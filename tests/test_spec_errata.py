@@ -12,10 +12,10 @@ import pytest
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
-from spec import algorithms as A
-from spec import corrected as C
-from spec import errata
-from spec import printed as P
+from keras_optreg_spec import algorithms as A
+from keras_optreg_spec import corrected as C
+from keras_optreg_spec import errata
+from keras_optreg_spec import printed as P
 from tests import strategies as S
 
 FIND_SETTINGS = settings(max_examples=2000, database=None, derandomize=True)

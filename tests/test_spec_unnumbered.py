@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spec import unnumbered as U
+from keras_optreg_spec import unnumbered as U
 from tests import strategies as S
 from tests.assertions import assert_conforms
 

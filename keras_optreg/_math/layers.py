@@ -17,7 +17,7 @@ def dropout_inverted(x, keep_mask, rate):
     .. math:: y = \frac{r \odot x}{1 - \text{rate}},\qquad r \sim \text{Bernoulli}(1 - \text{rate})
 
     Lecture: "Randomly remove connections during training" (unnumbered). ``keep_mask`` is boolean,
-    True where the unit is kept; it broadcasts against ``x``. Spec: ``spec.unnumbered.dropout_inverted``.
+    True where the unit is kept; it broadcasts against ``x``. Spec: ``keras_optreg_spec.unnumbered.dropout_inverted``.
     """
     x = ops.convert_to_tensor(x)
     # a multiply by the rounded 1/(1-rate), not a divide: XLA rewrites x/c as x*(1/c) anyway, so
@@ -78,7 +78,7 @@ def moving_average(moving, batch, momentum):
 
 def random_flip_left_right(images, flip_mask):
     r"""Lecture: "random left-right flips" (unnumbered). Image b (NHWC) is mirrored along its width
-    where ``flip_mask[b]``: :math:`y_{b,i,j} = x_{b,i,W-1-j}`. Spec: ``spec.unnumbered.random_flip_left_right``."""
+    where ``flip_mask[b]``: :math:`y_{b,i,j} = x_{b,i,W-1-j}`. Spec: ``keras_optreg_spec.unnumbered.random_flip_left_right``."""
     images = ops.convert_to_tensor(images)
     mask = ops.reshape(ops.cast(flip_mask, "bool"), (-1, 1, 1, 1))
     return ops.where(mask, ops.flip(images, axis=2), images)
@@ -86,7 +86,7 @@ def random_flip_left_right(images, flip_mask):
 
 def input_noise(x, z, stddev):
     r"""Lecture, "Overfitting": "Input-noise" (unnumbered; Goodfellow et al. 2016 sec. 7.4-7.5):
-    :math:`\tilde x = x + \sigma z`, :math:`z \sim \mathcal N(0, 1)`. Spec: ``spec.unnumbered.input_noise``."""
+    :math:`\tilde x = x + \sigma z`, :math:`z \sim \mathcal N(0, 1)`. Spec: ``keras_optreg_spec.unnumbered.input_noise``."""
     x = ops.convert_to_tensor(x)
     return x + ops.cast(stddev, x.dtype) * ops.cast(z, x.dtype)
 
@@ -96,7 +96,7 @@ def random_crop(images, height, width, offset_h, offset_w):
     :math:`o^h_b \ldots o^h_b+\text{height}-1` and columns :math:`o^w_b \ldots o^w_b+\text{width}-1`.
 
     Gather-based (``tf.gather`` with ``batch_dims=1``), so it compiles under XLA with per-image
-    offsets. Spec: ``spec.unnumbered.random_crop``.
+    offsets. Spec: ``keras_optreg_spec.unnumbered.random_crop``.
     """
     import tensorflow as tf
 
@@ -117,7 +117,7 @@ def random_rotation_bilinear(images, angles, fill_value=0.0):
 
     by bilinear interpolation of its four neighbours, a neighbour outside the image reading
     ``fill_value``. Written with ``tf.gather`` (``batch_dims=1``) so it compiles under XLA (Keras'
-    RandomRotation does not). Spec: ``spec.unnumbered.random_rotation_bilinear`` (same conventions).
+    RandomRotation does not). Spec: ``keras_optreg_spec.unnumbered.random_rotation_bilinear`` (same conventions).
     """
     import tensorflow as tf
 

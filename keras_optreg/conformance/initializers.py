@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from keras_optreg.conformance import engine as E
 from keras_optreg.conformance import torch_runners as T
-from spec import corrected as C
-from spec import printed as P
+from keras_optreg_spec import corrected as C
+from keras_optreg_spec import printed as P
 
 ROWS = {
     "glorot": "eq01 Glorot uniform (Glorot & Bengio 2010 eq. 16)",
@@ -117,7 +117,7 @@ def keras_runner(factory):
 
 
 def printed_runner(kind):
-    """The lecture's samplers (spec.printed) on NumPy draws: u uniform, z standard normal with 20 redraws."""
+    """The lecture's samplers (keras_optreg_spec.printed) on NumPy draws: u uniform, z standard normal with 20 redraws."""
     def run(example):
         shape, seed = example
         rng = np.random.default_rng(seed)
@@ -155,7 +155,7 @@ def checks(kind):
                                 lambda s: ki.VarianceScaling(1.0, "fan_in", "truncated_normal", seed=s))]}[kind]
     for name, factory in theirs:
         yield make_check(kind, "keras", name, keras_runner(factory))
-    yield make_check(kind, "spec (as printed)", "spec.printed", printed_runner(kind))
+    yield make_check(kind, "spec (as printed)", "keras_optreg_spec.printed", printed_runner(kind))
     if not T.installed():
         yield E.na(ROWS[kind], "torch", "torch", "", status=E.NOT_INSTALLED)
     else:

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from keras_optreg.conformance import engine as E
 from keras_optreg.conformance import strategies as S
 from keras_optreg.conformance import torch_runners as T
-from spec import corrected as C
-from spec import printed as P
-from spec import unnumbered as U
+from keras_optreg_spec import corrected as C
+from keras_optreg_spec import printed as P
+from keras_optreg_spec import unnumbered as U
 
 ULP = 2.0 ** -24
 ROWS = {
@@ -171,7 +171,7 @@ def _bn_checks(kind):
                     bn_runner(lambda eps: L.BatchNormalization(epsilon=eps)), ours=True)
         yield check("keras", "keras.layers.BatchNormalization",
                     bn_runner(lambda eps: keras.layers.BatchNormalization(epsilon=eps)))
-        yield check("spec (as printed)", "spec.printed", bn_printed)
+        yield check("spec (as printed)", "keras_optreg_spec.printed", bn_printed)
         if T.installed():
             yield check("torch", "torch.nn.BatchNorm1d/2d(eps) (training)", T.batchnorm_runner())
     else:
@@ -189,7 +189,7 @@ def _bn_checks(kind):
                     moving_runner(lambda m: L.BatchNormalization(momentum=m)), ours=True)
         yield check("keras", "keras.layers.BatchNormalization",
                     moving_runner(lambda m: keras.layers.BatchNormalization(momentum=m)))
-        yield E.na(row, "spec (as printed)", "spec.printed", "the lecture prints no inference statistics")
+        yield E.na(row, "spec (as printed)", "keras_optreg_spec.printed", "the lecture prints no inference statistics")
         if T.installed():
             yield check("torch", "torch.nn.BatchNorm1d/2d(momentum=m)", T.batchnorm_moving_runner())
 
@@ -272,7 +272,7 @@ def _dropout_checks():
     yield check("keras_optreg", "keras_optreg.layers.Dropout", dropout_runner(lambda r, s: L.Dropout(r, seed=s)),
                 ours=True)
     yield check("keras", "keras.layers.Dropout", dropout_runner(lambda r, s: keras.layers.Dropout(r, seed=s)))
-    yield E.na(row, "spec (as printed)", "spec.printed", "unnumbered: the lecture prints no dropout equation")
+    yield E.na(row, "spec (as printed)", "keras_optreg_spec.printed", "unnumbered: the lecture prints no dropout equation")
 
 
 @st.composite
@@ -330,7 +330,7 @@ def _noise_checks():
     yield check("keras_optreg", "keras_optreg.layers.InputNoise", noise_runner(lambda s, d: L.InputNoise(s, seed=d)),
                 ours=True)
     yield check("keras", "keras.layers.GaussianNoise", noise_runner(lambda s, d: keras.layers.GaussianNoise(s, seed=d)))
-    yield E.na(row, "spec (as printed)", "spec.printed", "unnumbered: the lecture prints no noise equation")
+    yield E.na(row, "spec (as printed)", "keras_optreg_spec.printed", "unnumbered: the lecture prints no noise equation")
 
 
 # ---- images -------------------------------------------------------------------------------------------
@@ -396,7 +396,7 @@ def _flip_checks():
                 ours=True)
     yield check("keras", "keras.layers.RandomFlip('horizontal')",
                 flip_runner(lambda s: keras.layers.RandomFlip("horizontal", seed=s)))
-    yield E.na(row, "spec (as printed)", "spec.printed", "unnumbered: the lecture prints no flip equation")
+    yield E.na(row, "spec (as printed)", "keras_optreg_spec.printed", "unnumbered: the lecture prints no flip equation")
 
 
 CROP_SHAPES = ((64, 8, 8, 1), (32, 9, 7, 2), (16, 16, 16, 3))
@@ -475,7 +475,7 @@ def _crop_checks():
     yield check("keras_optreg", "keras_optreg.layers.RandomCrop",
                 crop_runner(lambda h, w, s: L.RandomCrop(h, w, seed=s)), ours=True)
     yield check("keras", "keras.layers.RandomCrop", crop_runner(lambda h, w, s: keras.layers.RandomCrop(h, w, seed=s)))
-    yield E.na(row, "spec (as printed)", "spec.printed", "unnumbered: the lecture prints no crop equation")
+    yield E.na(row, "spec (as printed)", "keras_optreg_spec.printed", "unnumbered: the lecture prints no crop equation")
 
 
 def checks(kind):
@@ -565,4 +565,4 @@ def _rotation_checks():
     yield check("keras", "keras.layers.RandomRotation(fill_mode='constant')", rotation_runner(
         lambda m, s: keras.layers.RandomRotation(m / (2 * math.pi), fill_mode="constant", interpolation="bilinear",
                                                  fill_value=0.0, seed=s)))
-    yield E.na(row, "spec (as printed)", "spec.printed", "unnumbered: the lecture prints no rotation equation")
+    yield E.na(row, "spec (as printed)", "keras_optreg_spec.printed", "unnumbered: the lecture prints no rotation equation")

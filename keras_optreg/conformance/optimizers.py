@@ -18,9 +18,9 @@ from keras_optreg.conformance import engine as E
 from keras_optreg.conformance import optax_runners as X
 from keras_optreg.conformance import strategies as S
 from keras_optreg.conformance import torch_runners as T
-from spec import algorithms as A
-from spec import printed as P
-from spec.errata import BY_ID
+from keras_optreg_spec import algorithms as A
+from keras_optreg_spec import printed as P
+from keras_optreg_spec.errata import BY_ID
 
 ULP = 2.0 ** -24
 KINDS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
@@ -108,7 +108,7 @@ def _corrected(kind):
 
 
 def _printed(kind):
-    """The lecture's equations as printed (spec.printed), fed the minibatch gradient (E-sum aside)."""
+    """The lecture's equations as printed (keras_optreg_spec.printed), fed the minibatch gradient (E-sum aside)."""
     def step(theta, s, g, lr, t, h):
         if kind == "sgd":
             return P.eq05_sgd_update(theta, g, lr)
@@ -262,11 +262,11 @@ def checks(kind):
     name, factory = _keras(kind)
     yield make_check(kind, "keras", name, keras_runner(factory))
     if kind in PRINTED:
-        yield make_check(kind, "spec (as printed)", "spec.printed", trajectory(_printed(kind)))
+        yield make_check(kind, "spec (as printed)", "keras_optreg_spec.printed", trajectory(_printed(kind)))
     else:
         reason = {"nesterov": "the lecture prints no Nesterov step",
                   "adagrad": "the lecture prints AdaGrad's accumulator on the RMSprop slide (see that row)"}[kind]
-        yield E.na(ROWS[kind], "spec (as printed)", "spec.printed", reason)
+        yield E.na(ROWS[kind], "spec (as printed)", "keras_optreg_spec.printed", reason)
     if T.installed():
         name, factory = T.optimizer(kind)
         yield make_check(kind, "torch", name, T.optimizer_runner(factory, learning_rates))

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from keras_optreg.conformance import engine as E
 from keras_optreg.conformance import strategies as S
-from spec import corrected as C
-from spec import printed as P
+from keras_optreg_spec import corrected as C
+from keras_optreg_spec import printed as P
 
 ULP = 2.0 ** -24
 ROWS = {
@@ -39,7 +39,7 @@ def _minibatch_checks():
     convs = (E.Convention("printed sum over i = 0..m: m + 1 terms over m (erratum E-sum)",
                           lambda ex: P.eq07_minibatch_gradient(ex)),)
     for eq, fn in (("eq04", P.eq04_minibatch_gradient), ("eq07", P.eq07_minibatch_gradient)):
-        yield E.Check(row=row, column="spec (as printed)", component=f"spec.printed.{eq}_minibatch_gradient",
+        yield E.Check(row=row, column="spec (as printed)", component=f"keras_optreg_spec.printed.{eq}_minibatch_gradient",
                       strategy=gradient_examples, run=fn, reference=C.minibatch_gradient,  # float64 both
                       tolerance=lambda ex, exp: (1e-12, 1e-12), describe=lambda ex: f"per-example gradients {E._short(ex)}"
                       f" ({len(ex)} rows)", conventions=convs, method="values")
@@ -97,7 +97,7 @@ def _linear_decay_checks():
                 schedule_runner(lambda a, b, t: keras_optreg.LinearDecay(a, b, t)), ours=True)
     yield check("keras", "keras.optimizers.schedules.PolynomialDecay(power=1)", schedule_runner(
         lambda a, b, t: keras.optimizers.schedules.PolynomialDecay(a, t, end_learning_rate=b, power=1.0)))
-    yield check("spec (as printed)", "spec.printed", lambda ex: np.asarray(
+    yield check("spec (as printed)", "keras_optreg_spec.printed", lambda ex: np.asarray(
         P.eq06_linear_decay(ex[3], ex[0], ex[1], ex[2]), np.float64))
 
 
@@ -153,7 +153,7 @@ def _penalty_checks(kind):
                               _penalty(C.eq19_tikhonov_penalty)),)
         ours = ("keras_optreg.regularizers.WeightNorm", lambda lam: R.WeightNorm(lam))
         theirs = []
-        yield E.na(row, "spec (as printed)", "spec.printed", "this row is the printed form")
+        yield E.na(row, "spec (as printed)", "keras_optreg_spec.printed", "this row is the printed form")
 
     def check(column, component, run, is_ours=False):
         return E.Check(row=row, column=column, component=component, strategy=penalty_examples, run=run,
@@ -166,7 +166,7 @@ def _penalty_checks(kind):
     if not theirs:
         yield E.na(row, "keras", "keras.regularizers", "Keras has no unsquared-norm (group lasso) regularizer")
     if kind == "tikhonov":
-        yield check("spec (as printed)", "spec.printed", _penalty(P.eq19_weight_norm_penalty))
+        yield check("spec (as printed)", "keras_optreg_spec.printed", _penalty(P.eq19_weight_norm_penalty))
 
 
 def checks(kind):
