@@ -107,31 +107,6 @@ def test_eq01_eq02_eq03_seeds(name):
     assert make.from_config(make(seed=7).get_config()).seed == 7
 
 
-@pytest.mark.parametrize("name", sorted(FACTORIES))
-def test_eq01_eq02_eq03_bad_input(name):
-    init = FACTORIES[name](seed=0)
-    with pytest.raises(ValueError, match="shape"):
-        init((0, 4))
-    with pytest.raises(ValueError, match="shape"):
-        init((3, 0, 4))
-    with pytest.raises(ValueError, match="dtype"):
-        init((3, 4), dtype="int32")
-    with pytest.raises(ValueError, match="layout"):
-        FACTORIES[name](layout="nchw")
-
-
-def test_eq02_eq03_bad_arguments():
-    for bad in (0, -3):
-        with pytest.raises(ValueError, match="fan_in"):
-            ki.TorchDefaultBias(bad)
-    with pytest.raises(TypeError, match="fan_in"):
-        ki.TorchDefaultBias(float("nan"))
-    with pytest.raises(ValueError, match="mode"):
-        ki.FlaxDefault(mode="fan_avg")
-    with pytest.raises(TypeError, match="seed"):
-        ki.GlorotUniform(seed=1.5)
-
-
 # ---- statistics ------------------------------------------------------------------------------
 
 STAT_SHAPES = ((128, 256), (512, 64), (3, 3, 32, 64), (5, 40, 300))
