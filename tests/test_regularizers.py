@@ -173,3 +173,87 @@ def test_eq19_keras_file_round_trip(tmp_path):
     assert isinstance(loaded.layers[3].bias_regularizer, kr.Tikhonov)
     assert len(loaded.losses) == len(model.losses) == 6
     np.testing.assert_allclose([float(v) for v in loaded.losses], [float(v) for v in model.losses], rtol=1e-6)
+
+
+# ---- dtypes ----------------------------------------------------------------------------------
+
+EPS = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7, "float32": 2.0 ** -23, "float64": 2.0 ** -52}
+PENALTIES = [(kr.WeightNorm, printed.eq19_weight_norm_penalty, lambda w, lam: lam * w / np.sqrt(np.sum(w * w))),
+             (kr.Tikhonov, corrected.eq19_tikhonov_penalty, lambda w, lam: lam * w)]
+
+
+@pytest.mark.parametrize("dtype", sorted(EPS))
+@pytest.mark.parametrize("cls,spec_fn,spec_grad", PENALTIES, ids=["weight_norm", "tikhonov"])
+def test_eq19_penalty_and_gradient_in_every_weight_dtype(cls, spec_fn, spec_grad, dtype):
+    # The penalty is computed in float32 (float64 for float64 weights) and returned in floatx (float32):
+    # against the spec on the weight's stored values, 40 elements summed in float32 err by at most
+    # 40 eps32 relative (Higham eq. 4.4), plus one rounding to float32. The gradient comes back in the
+    # weight's dtype: the float32 (float64) value rounded once to it, within eps(dtype) relative.
+    lam = 0.37
+    v = tf.Variable(np.random.default_rng(3).normal(size=(5, 8)), dtype=dtype)
+    stored = np.asarray(tf.cast(v, tf.float64))
+    with tf.GradientTape() as tape:
+        penalty = cls(lam)(v)
+    grad = tape.gradient(penalty, v)
+    assert penalty.dtype == keras.config.floatx() == "float32" and grad.dtype == v.dtype
+    compute_eps = EPS["float64"] if dtype == "float64" else EPS["float32"]
+    assert_conforms(float(penalty), spec_fn([stored], lam), eq="eq19", rtol=40 * compute_eps + EPS["float32"])
+    want = spec_grad(stored, lam)
+    assert_conforms(np.asarray(tf.cast(grad, tf.float64)), want, eq="eq19", rtol=EPS[dtype] + 40 * compute_eps,
+                    atol=1e-300)
+    keras_l2 = keras.regularizers.L2(lam / 2)(v)
+    assert keras_l2.dtype == v.dtype  # Keras returns the weight's dtype: the reason model.fit fails below
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])
+def test_eq19_fit_with_a_layer_of_another_dtype(dtype):
+    # Keras' L2 on such a layer makes model.fit raise (the float32 loss and the penalty cannot be summed);
+    # Tikhonov returns floatx and trains; evaluate's loss is the mse plus the penalty (eq. 19 corrected).
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    y = np.ones((8, 2), "float32")
+    keras_model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(
+        2, dtype=dtype, kernel_regularizer=keras.regularizers.L2(0.05))])
+    keras_model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse", jit_compile=True)
+    with pytest.raises(TypeError):
+        keras_model.fit(x, y, verbose=0)
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, dtype=dtype,
+                                                                    kernel_regularizer=kr.Tikhonov(0.1))])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse", jit_compile=True)
+    hist = model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    assert np.all(np.isfinite(hist.history["loss"]))
+    layer = model.layers[0]
+    kernel = np.asarray(keras.ops.cast(layer.kernel, "float64"))
+    x_stored = np.asarray(keras.ops.cast(keras.ops.cast(x, dtype), "float64"))
+    pred = x_stored @ kernel + np.asarray(keras.ops.cast(layer.bias, "float64"))  # exact, in float64
+    want = np.mean((pred - y) ** 2) + corrected.eq19_tikhonov_penalty([kernel], 0.1)
+    # evaluate's Dense computes in the layer's dtype: 3 products, 2 sums and the bias add, each rounded at
+    # worst, give each prediction a relative error d <= 4 eps(dtype) (Higham eq. 3.4); the mse then errs by
+    # at most mean(2 |p - y| |p| d + (p d)^2); the rest is float32 (1e-6 relative).
+    d = 4 * EPS[dtype]
+    tol = np.mean(2 * np.abs(pred - y) * np.abs(pred) * d + (pred * d) ** 2) + 1e-6 * want
+    assert_conforms(model.evaluate(x, y, batch_size=8, verbose=0), want, eq="eq19", atol=tol, rtol=0)
+
+
+# ---- apply_to_model: trainable_only, overwrite --------------------------------------------------
+
+
+def test_eq19_apply_to_model_trainable_only_false_counts_frozen_layers_once_unfrozen():
+    model = _model()
+    model.layers[0].trainable = False  # the conv layer: 2 weights
+    n_all = kr.apply_to_model(model, kr.Tikhonov(0.1), trainable_only=False)
+    assert n_all == len(model.weights) == 10  # 8 trainable + BatchNormalization's moving mean and variance
+    assert len(model.losses) == 6  # Keras evaluates the regularizers of trainable weights only
+    model.layers[0].trainable = True
+    assert len(model.losses) == 8  # the moving statistics never count
+
+
+def test_eq19_apply_to_model_overwrite():
+    model = _model(kernel_regularizer=keras.regularizers.L2(0.5))
+    first = kr.Tikhonov(0.1)
+    with pytest.raises(ValueError, match="already have a regularizer"):
+        kr.apply_to_model(model, first)
+    assert all(isinstance(v.regularizer, keras.regularizers.L2) for v in model.trainable_weights if "kernel" in v.path)
+    assert kr.apply_to_model(model, first, overwrite=True) == 8
+    assert kr.apply_to_model(model, first) == 8  # the same regularizer again is not a conflict
+    assert all(v.regularizer is first for v in model.trainable_weights)
