@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 from hypothesis import given
 from hypothesis import strategies as st
+from keras.src import testing
 
 from keras_optreg import initializers as ki
 from keras_optreg._math import init as init_math
@@ -54,6 +55,7 @@ def shapes_and_axes(draw):
             [axis(i) for i, r in enumerate(roles) if r == "out"])
 
 
+@pytest.mark.spec("eq01", "eq02", "eq03")
 @given(case=shapes_and_axes())
 def test_eq01_eq02_eq03_fans_match_spec(case):
     shape, ins, outs = case
@@ -61,6 +63,7 @@ def test_eq01_eq02_eq03_fans_match_spec(case):
     assert lib == corrected.kernel_fans(shape, ins, outs), case
 
 
+@pytest.mark.spec("eq01", "eq02", "eq03")
 def test_eq01_eq02_eq03_torch_layout_fans_match_spec_transposed():
     # PyTorch's (out, in, *spatial) is Keras' (*spatial, in, out) with the axes permuted.
     torch_shape = (5, 3, 2, 4)
@@ -68,6 +71,7 @@ def test_eq01_eq02_eq03_torch_layout_fans_match_spec_transposed():
     assert init_math.compute_fans(torch_shape, "torch") == corrected.kernel_fans(keras_shape) == (24, 40)
 
 
+@pytest.mark.spec("eq01", "eq02", "eq03")
 @pytest.mark.parametrize("shape,ins,outs", AXES_CASES)
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_eq01_eq02_eq03_equal_keras_twin_for_the_same_seed(name, shape, ins, outs):
@@ -88,6 +92,7 @@ def _law_accepts(name, w, fan_in, fan_out):
             and stats.ks_pvalue(w, cdf) > stats.KS_P_MIN)
 
 
+@pytest.mark.spec("eq01", "eq02", "eq03")
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_eq01_eq02_eq03_multi_head_attention_kernels_get_einsum_fans(name):
     # MultiHeadAttention(8 heads, key_dim 16) on 32 features: query/key/value kernels (32, 8, 16) map
@@ -108,6 +113,7 @@ def test_eq01_eq02_eq03_multi_head_attention_kernels_get_einsum_fans(name):
             assert not _law_accepts(name, w, *conv_fans), (name, part)
 
 
+@pytest.mark.spec("eq03")
 def test_eq03_einsum_dense_passes_axes_and_keeps_the_initializer_config():
     init = ki.FlaxDefault(seed=2, mode="fan_out", variance_corrected=False)
     layer = keras.layers.EinsumDense("abc,cd->abd", output_shape=(None, 64), kernel_initializer=init)
@@ -123,6 +129,7 @@ def test_eq03_einsum_dense_passes_axes_and_keeps_the_initializer_config():
 # ---- seeds -----------------------------------------------------------------------------------
 
 
+@pytest.mark.spec("eq01", "eq02", "eq03")
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_eq01_eq02_eq03_seed_generator_advances_as_keras(name):
     ours = FACTORIES[name](seed=keras.random.SeedGenerator(3))
@@ -139,6 +146,7 @@ def test_eq01_eq02_eq03_seed_generator_advances_as_keras(name):
     np.testing.assert_array_equal(np.asarray(restored((20, 30))), first)  # restarts at the initial seed
 
 
+@pytest.mark.spec("eq01")
 def test_eq01_seed_generator_under_jit_compile_advances():
     init = ki.GlorotUniform(seed=keras.random.SeedGenerator(8))
     fn = tf.function(lambda: init((64, 64), dtype="float32"), jit_compile=True)
@@ -166,6 +174,7 @@ print("DIGEST", _unseeded_draws())
 """
 
 
+@pytest.mark.spec("eq01", "eq02", "eq03")
 def test_eq01_eq02_eq03_unseeded_reproduce_across_processes_after_set_random_seed():
     # A fresh process and this one, each after keras.utils.set_random_seed(5), draw the same values;
     # seed 6 draws others; an unseeded instance still draws fresh values on each call.
@@ -190,6 +199,7 @@ def test_eq01_eq02_eq03_unseeded_reproduce_across_processes_after_set_random_see
     assert not np.array_equal(np.asarray(init((4, 4))), np.asarray(init((4, 4))))
 
 
+@pytest.mark.spec("eq01")
 def test_eq01_shared_unseeded_instance_gives_layers_different_kernels_unlike_keras():
     # The documented deviation: Keras' unseeded instance fixes its seed at construction, so two layers
     # sharing it get identical kernels; ours draws per call.
@@ -200,6 +210,7 @@ def test_eq01_shared_unseeded_instance_gives_layers_different_kernels_unlike_ker
         assert np.array_equal(np.asarray(a.kernel), np.asarray(b.kernel)) == identical
 
 
+@pytest.mark.spec("eq02")
 def test_eq02_torch_default_pair_shares_a_seed_generator():
     gen = keras.random.SeedGenerator(1)
     kernel, bias = ki.torch_default_pair((7, 3), seed=gen)
@@ -212,6 +223,7 @@ def test_eq02_torch_default_pair_shares_a_seed_generator():
 # ---- dtypes and shapes -----------------------------------------------------------------------
 
 
+@pytest.mark.spec("eq01", "eq02", "eq03")
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("name", sorted(FACTORIES) + ["torch_bias"])
 def test_eq01_eq02_eq03_low_precision_is_the_float32_draw_rounded_once(name, dtype):
@@ -223,12 +235,14 @@ def test_eq01_eq02_eq03_low_precision_is_the_float32_draw_rounded_once(name, dty
                                   np.asarray(keras.ops.cast(want, "float32")))
 
 
+@pytest.mark.spec("eq01")
 @pytest.mark.parametrize("shape", [[3, 4], tf.TensorShape([3, 4]), (np.int64(3), np.int32(4)), tf.constant([3, 4])])
 def test_eq01_shape_types_keras_accepts(shape):
     want = np.asarray(ki.GlorotUniform(seed=1)((3, 4)))
     np.testing.assert_array_equal(np.asarray(ki.GlorotUniform(seed=1)(shape)), want)
 
 
+@pytest.mark.spec("eq01", "eq02", "eq03")
 def test_eq01_eq02_eq03_scalar_and_empty_shapes_as_keras():
     # Keras' compute_fans gives a scalar fans (1, 1); a zero dimension gives an empty tensor.
     for name, make in FACTORIES.items():
@@ -241,6 +255,7 @@ def test_eq01_eq02_eq03_scalar_and_empty_shapes_as_keras():
 # ---- configs, signatures, files --------------------------------------------------------------
 
 
+@pytest.mark.spec("eq01", "eq02", "eq03")
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_eq01_eq02_eq03_signature_and_config_cover_the_keras_twin(name):
     cls = FACTORIES[name]
@@ -258,6 +273,7 @@ def test_eq01_eq02_eq03_signature_and_config_cover_the_keras_twin(name):
     np.testing.assert_array_equal(np.asarray(restored((4, 2, 3))), np.asarray(init((4, 2, 3))))
 
 
+@pytest.mark.spec("eq01", "eq02", "eq03")
 def test_eq01_eq02_eq03_keras_file_round_trip_with_einsum_and_attention(tmp_path):
     inp = keras.Input((3, 16))
     h = keras.layers.MultiHeadAttention(2, 4, kernel_initializer=ki.FlaxDefault(seed=keras.random.SeedGenerator(5)))(
@@ -275,9 +291,28 @@ def test_eq01_eq02_eq03_keras_file_round_trip_with_einsum_and_attention(tmp_path
     assert np.isfinite(hist.history["loss"][0])
 
 
+@pytest.mark.spec("eq01", "eq02", "eq03")
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_eq01_eq02_eq03_docstrings_name_the_equation_and_arguments(name):
     doc = FACTORIES[name].__doc__
     assert "math::" in doc and "Args:" in doc and "Keras twin" in doc
     for arg in inspect.signature(FACTORIES[name]).parameters:
         assert f"{arg}:" in doc, arg
+
+
+class TestKerasLayerHarness(testing.TestCase):
+    """Keras' own layer checks (config and serialization round trips, symbolic and eager shapes, training,
+    mixed precision) on an EinsumDense layer whose kernel comes from each initializer."""
+
+    @pytest.mark.spec("eq01", "eq02", "eq03")
+    def test_eq01_eq02_eq03_einsum_dense_in_run_layer_test(self):
+        # one seed kind per initializer: an int, a SeedGenerator, None
+        for (name, cls), seed in zip(FACTORIES.items(), (3, keras.random.SeedGenerator(3), None), strict=True):
+            with self.subTest(name=name, seed=seed):
+                self.run_layer_test(
+                    keras.layers.EinsumDense,
+                    init_kwargs={"equation": "abc,cde->abde", "output_shape": (3, 4, 5),
+                                 "kernel_initializer": cls(seed=seed)},
+                    input_shape=(2, 3, 6), expected_output_shape=(2, 3, 4, 5),
+                    expected_num_trainable_weights=1, expected_num_non_trainable_weights=0,
+                    expected_num_seed_generators=0, expected_num_losses=0, supports_masking=False)

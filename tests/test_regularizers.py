@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 from hypothesis import given
 from hypothesis import strategies as st
+from keras.src import testing
 
 from keras_optreg import regularizers as kr
 from keras_optreg_spec import corrected, printed
@@ -22,6 +23,7 @@ def _total(reg, weights):
     return float(sum(float(reg(tf.constant(w, tf.float32))) for w in weights))
 
 
+@pytest.mark.spec("eq19")
 @given(weights=weight_lists, lam=lams)
 def test_eq19_weight_norm_matches_printed(weights, lam):
     weights, lam = [as_float32(w) for w in weights], float(as_float32(lam))
@@ -32,6 +34,7 @@ def test_eq19_weight_norm_matches_printed(weights, lam):
                     eq="eq19", inputs=inputs, rtol=1e-5, atol=1e-30)
 
 
+@pytest.mark.spec("eq19")
 @given(weights=weight_lists, lam=lams)
 def test_eq19_tikhonov_matches_corrected(weights, lam):
     weights, lam = [as_float32(w) for w in weights], float(as_float32(lam))
@@ -39,6 +42,7 @@ def test_eq19_tikhonov_matches_corrected(weights, lam):
                     eq="eq19", inputs={"weights": weights, "lam": lam}, rtol=1e-5, atol=1e-30)
 
 
+@pytest.mark.spec("eq19")
 def test_eq19_tikhonov_is_half_keras_l2():
     w = tf.constant(np.linspace(-2, 3, 12).reshape(3, 4), tf.float32)
     np.testing.assert_allclose(float(kr.Tikhonov(0.3)(w)), float(keras.regularizers.L2(0.15)(w)), rtol=1e-6)
@@ -63,6 +67,7 @@ def _finite_difference(f, w, h=1e-6):
 
 @given(w=shapes().flatmap(lambda s: arrays(s, 0.1, 10.0)), sign=st.sampled_from([-1.0, 1.0]),
        lam=log_uniform(-3, 1))
+@pytest.mark.spec("eq19")
 def test_eq19_gradients_match_finite_differences(w, sign, lam):
     w = sign * w  # |entries| >= 0.1, so the norm is away from its kink at 0
     for reg, spec_fn in ((kr.WeightNorm(lam), printed.eq19_weight_norm_penalty),
@@ -71,6 +76,7 @@ def test_eq19_gradients_match_finite_differences(w, sign, lam):
         assert_conforms(_grad(reg, w), fd, eq="eq19", inputs={"w": w, "lam": lam}, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.spec("eq19")
 @pytest.mark.parametrize("jit", [False, True])
 def test_eq19_weight_norm_gradient_at_zero_is_zero(jit):
     reg = kr.WeightNorm(0.5)
@@ -87,6 +93,7 @@ def test_eq19_weight_norm_gradient_at_zero_is_zero(jit):
     np.testing.assert_array_equal(g.numpy(), np.zeros((3, 4)))
 
 
+@pytest.mark.spec("eq19")
 def test_eq19_bad_lambda():
     for cls in (kr.WeightNorm, kr.Tikhonov):
         for bad in (-0.1, float("nan"), math.inf):
@@ -109,6 +116,7 @@ def _model(**dense_kwargs):
 
 @pytest.mark.parametrize("cls,spec_fn", [(kr.WeightNorm, printed.eq19_weight_norm_penalty),
                                           (kr.Tikhonov, corrected.eq19_tikhonov_penalty)])
+@pytest.mark.spec("eq19")
 def test_eq19_apply_to_model_counts_and_sums(cls, spec_fn):
     model = _model()
     assert len(model.losses) == 0
@@ -120,12 +128,14 @@ def test_eq19_apply_to_model_counts_and_sums(cls, spec_fn):
     assert_conforms(float(sum(float(v) for v in model.losses)), expected, eq="eq19", rtol=1e-5)
 
 
+@pytest.mark.spec("eq19")
 def test_eq19_apply_to_model_requires_built_model():
     model = keras.Sequential([keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="model"):
         kr.apply_to_model(model, kr.WeightNorm())
 
 
+@pytest.mark.spec("eq19")
 @pytest.mark.parametrize("cls", [kr.WeightNorm, kr.Tikhonov])
 def test_eq19_fit_jit_compile_shrinks_weights(cls):
     rng = np.random.default_rng(0)
@@ -144,6 +154,7 @@ def test_eq19_fit_jit_compile_shrinks_weights(cls):
     assert norms[1.0] < 0.5 * norms[0.0]
 
 
+@pytest.mark.spec("eq19")
 def test_eq19_custom_training_loop_uses_model_losses():
     model = _model()
     kr.apply_to_model(model, kr.WeightNorm(0.1))
@@ -165,6 +176,7 @@ def test_eq19_custom_training_loop_uses_model_losses():
     assert all(np.all(np.isfinite(w.numpy())) for w in model.trainable_weights)
 
 
+@pytest.mark.spec("eq19")
 def test_eq19_keras_file_round_trip(tmp_path):
     model = _model(kernel_regularizer=kr.WeightNorm(0.03), bias_regularizer=kr.Tikhonov(0.2))
     loaded = assert_keras_round_trip(model, tmp_path / "r.keras")
@@ -182,6 +194,7 @@ PENALTIES = [(kr.WeightNorm, printed.eq19_weight_norm_penalty, lambda w, lam: la
              (kr.Tikhonov, corrected.eq19_tikhonov_penalty, lambda w, lam: lam * w)]
 
 
+@pytest.mark.spec("eq19")
 @pytest.mark.parametrize("dtype", sorted(EPS))
 @pytest.mark.parametrize("cls,spec_fn,spec_grad", PENALTIES, ids=["weight_norm", "tikhonov"])
 def test_eq19_penalty_and_gradient_in_every_weight_dtype(cls, spec_fn, spec_grad, dtype):
@@ -205,6 +218,7 @@ def test_eq19_penalty_and_gradient_in_every_weight_dtype(cls, spec_fn, spec_grad
     assert keras_l2.dtype == v.dtype  # Keras returns the weight's dtype: the reason model.fit fails below
 
 
+@pytest.mark.spec("eq19")
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])
 def test_eq19_fit_with_a_layer_of_another_dtype(dtype):
     # Keras' L2 on such a layer makes model.fit raise (the float32 loss and the penalty cannot be summed);
@@ -238,6 +252,7 @@ def test_eq19_fit_with_a_layer_of_another_dtype(dtype):
 # ---- apply_to_model: trainable_only, overwrite --------------------------------------------------
 
 
+@pytest.mark.spec("eq19")
 def test_eq19_apply_to_model_trainable_only_false_counts_frozen_layers_once_unfrozen():
     model = _model()
     model.layers[0].trainable = False  # the conv layer: 2 weights
@@ -248,6 +263,7 @@ def test_eq19_apply_to_model_trainable_only_false_counts_frozen_layers_once_unfr
     assert len(model.losses) == 8  # the moving statistics never count
 
 
+@pytest.mark.spec("eq19")
 def test_eq19_apply_to_model_overwrite():
     model = _model(kernel_regularizer=keras.regularizers.L2(0.5))
     first = kr.Tikhonov(0.1)
@@ -257,3 +273,17 @@ def test_eq19_apply_to_model_overwrite():
     assert kr.apply_to_model(model, first, overwrite=True) == 8
     assert kr.apply_to_model(model, first) == 8  # the same regularizer again is not a conflict
     assert all(v.regularizer is first for v in model.trainable_weights)
+
+
+class TestKerasLayerHarness(testing.TestCase):
+    """Keras' own layer checks (config and serialization round trips, shapes, training with the penalties in
+    the loss, mixed precision) on a Dense layer with both regularizers."""
+
+    @pytest.mark.spec("eq19")
+    def test_eq19_dense_in_run_layer_test(self):
+        self.run_layer_test(
+            keras.layers.Dense,
+            init_kwargs={"units": 3, "kernel_regularizer": kr.Tikhonov(0.1), "bias_regularizer": kr.WeightNorm(0.2)},
+            input_shape=(2, 4), expected_output_shape=(2, 3), expected_num_trainable_weights=2,
+            expected_num_non_trainable_weights=0, expected_num_seed_generators=0, expected_num_losses=2,
+            supports_masking=True)

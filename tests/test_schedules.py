@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,6 +17,7 @@ from tests.assertions import assert_conforms
 LR = st.floats(0.0, 1.0, width=32, allow_subnormal=False)  # 0 or a normal float32 (LinearDecay checks)
 
 
+@pytest.mark.spec("eq06")
 @given(eps0=LR, eps_tau=LR, tau=st.integers(1, 10_000), k=st.integers(-100, 20_000))
 def test_eq06_linear_decay_matches_spec(eps0, eps_tau, tau, k):
     sched = keras_optreg.LinearDecay(eps0, eps_tau, tau)
@@ -26,6 +28,7 @@ def test_eq06_linear_decay_matches_spec(eps0, eps_tau, tau, k):
                                                                           "tau": tau, "k": k})
 
 
+@pytest.mark.spec("eq06")
 def test_eq06_negative_steps_clamp_unlike_keras_polynomial_decay():
     ours = keras_optreg.LinearDecay(0.01, 0.001, 500)
     keras_poly = keras.optimizers.schedules.PolynomialDecay(0.01, 500, 0.001)
@@ -34,6 +37,7 @@ def test_eq06_negative_steps_clamp_unlike_keras_polynomial_decay():
     assert float(ours(500)) == float(ours(10_000)) == np.float32(0.001)
 
 
+@pytest.mark.spec("eq06")
 def test_eq06_linear_decay_in_an_optimizer_under_xla_and_round_trip():
     sched = keras_optreg.LinearDecay(0.1, 0.0, 3)
     assert keras_optreg.LinearDecay.from_config(sched.get_config()).get_config() == sched.get_config()
@@ -53,6 +57,7 @@ def test_eq06_linear_decay_in_an_optimizer_under_xla_and_round_trip():
 STEP_DTYPES = ("int32", "int64", "float16", "float32", "float64")
 
 
+@pytest.mark.spec("eq06")
 def test_eq06_linear_decay_step_dtypes_eager_and_under_xla():
     # Keras passes the optimizer's int64 `iterations`; a user may pass any integer or float step. The rate is
     # float32 whatever the step's dtype; steps are exact in every dtype here (float16 holds integers to 2048).
@@ -75,6 +80,7 @@ def test_eq06_linear_decay_step_dtypes_eager_and_under_xla():
     assert_conforms(fn(big).numpy(), [want[-1]] * 2, eq="eq06", rtol=0, atol=tol)
 
 
+@pytest.mark.spec("eq06")
 def test_eq06_linear_decay_docstring_and_signature():
     import inspect
 
