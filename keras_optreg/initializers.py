@@ -31,6 +31,12 @@ initializers return integer noise for an integer dtype). float16 and bfloat16 dr
 scaled in float32 and rounded once to the requested dtype. Shapes: a tuple, list or
 ``tf.TensorShape`` of non-negative ints; a shape with a zero dimension gives an empty tensor and a
 scalar shape ``()`` has fans (1, 1), as in Keras.
+
+Stricter than Keras, where Keras accepts an input and then computes something else or fails later:
+``input_axes`` without ``output_axes`` (or the reverse) raises ValueError (Keras ignores a lone
+one), as do repeated, shared or out-of-range axes (Keras counts a repeated axis twice, raises
+IndexError for one out of range), an integer dtype (above), a seed beyond int64 (Keras fails at the
+first call) and a shape with an unknown dimension.
 """
 
 from __future__ import annotations
@@ -243,10 +249,13 @@ class FlaxDefault(_FanScaled):
 
     def __init__(self, seed=None, mode="fan_in", variance_corrected=True, layout="keras", input_axes=None,
                  output_axes=None):
-        super().__init__(scale=1.0, mode=_validation.one_of("mode", mode, ("fan_in", "fan_out")),
+        variance_corrected = _validation.boolean("variance_corrected", variance_corrected)
+        # VarianceScaling's scale is the variance after truncation: 0.8796^2 / fan for the printed form
+        super().__init__(scale=1.0 if variance_corrected else _init.TRUNCNORM_STD_2 ** 2,
+                         mode=_validation.one_of("mode", mode, ("fan_in", "fan_out")),
                          distribution="truncated_normal", seed=seed, layout=layout, input_axes=input_axes,
                          output_axes=output_axes)
-        self.variance_corrected = _validation.boolean("variance_corrected", variance_corrected)
+        self.variance_corrected = variance_corrected
 
     def __call__(self, shape, dtype=None):
         shape = _static_shape(shape)

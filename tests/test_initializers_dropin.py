@@ -86,6 +86,21 @@ def test_eq01_eq02_eq03_equal_keras_twin_for_the_same_seed(name, shape, ins, out
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=2 * bound * 2.0 ** -23)
 
 
+@pytest.mark.spec("eq01", "eq02", "eq03")
+@pytest.mark.parametrize("make", [lambda: ki.GlorotUniform(seed=4), lambda: ki.TorchDefault(seed=4),
+                                  lambda: ki.FlaxDefault(seed=4), lambda: ki.FlaxDefault(seed=4, mode="fan_out"),
+                                  lambda: ki.FlaxDefault(seed=4, mode="fan_out", variance_corrected=False)],
+                         ids=["glorot", "torch", "flax", "flax-fan_out", "flax-printed"])
+def test_eq01_eq02_eq03_variance_scaling_attributes_describe_the_law(make):
+    # scale, mode and distribution (the VarianceScaling attributes EinsumDense and users read) configure
+    # Keras' VarianceScaling to draw the same values for the same seed (2 float32 ulps of the bound, as above).
+    ours = make()
+    keras_vs = K.VarianceScaling(ours.scale, ours.mode, ours.distribution, seed=4)
+    shape = (12, 30)
+    a, b = np.asarray(ours(shape, dtype="float32")), np.asarray(keras_vs(shape, dtype="float32"))
+    np.testing.assert_allclose(a, b, rtol=0, atol=2 * np.abs(b).max() * 2.0 ** -23)
+
+
 def _law_accepts(name, w, fan_in, fan_out):
     var, kurt, cdf, bound = _expected(name, fan_in, fan_out)
     return (np.abs(w).max() <= bound * (1 + 1e-6) and abs(stats.variance_z(w, var, kurt)) < stats.Z_LIMIT
