@@ -277,7 +277,7 @@ def test_eq01_eq02_eq03_signature_and_config_cover_the_keras_twin(name):
     twin_cls = {"glorot": K.GlorotUniform, "torch": K.VarianceScaling, "flax": K.LecunNormal}[name]
     fixed = {"scale", "mode", "distribution"} if name != "glorot" else set()  # fixed by the law (eq. 2 / 3)
     ours_params = set(inspect.signature(cls).parameters)
-    assert set(inspect.signature(twin_cls).parameters) - fixed - {"mode"} <= ours_params
+    assert set(inspect.signature(twin_cls).parameters) - fixed <= ours_params
     assert {"seed", "input_axes", "output_axes"} <= ours_params
     assert isinstance(cls(), K.VarianceScaling)
     init = cls(seed=3, input_axes=[0], output_axes=[1, 2])
