@@ -71,3 +71,35 @@ def one_of(name, value, choices):
     if value not in choices:
         _fail(name, value, f"one of {tuple(choices)}")
     return value
+
+
+def int_in_range(name, value, low, high, why=""):
+    """An integer in [low, high] (bools rejected); ``why`` says where the bound comes from."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        _fail(name, value, "an integer", TypeError)
+    if not (low <= value <= high):
+        _fail(name, value, f"in [{low}, {high}]{why}")
+    return int(value)
+
+
+def representable(name, value, dtype, role="the dtype it is computed in", normal=True):
+    """``value`` (a float already checked finite) still finite, and still nonzero and normal where it is
+    nonzero, after rounding to the floating ``dtype`` ("float16", "bfloat16", "float32", "float64");
+    ``role`` says in the message why that dtype matters; ``normal=False`` checks finiteness only.
+
+    TensorFlow on CPU flushes subnormals to zero, so a value below the dtype's smallest normal number
+    is as lost as one that rounds to 0.
+    """
+    import ml_dtypes
+    import numpy as np
+
+    np_dtype = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+    info = ml_dtypes.finfo(np_dtype)
+    with np.errstate(over="ignore"):
+        rounded = float(np.asarray(value, np.float64).astype(np_dtype))
+    if not math.isfinite(rounded):
+        _fail(name, value, f"finite in {dtype}, {role} (at most {float(info.max):.8g})")
+    if normal and value != 0.0 and not abs(rounded) >= float(info.tiny):
+        _fail(name, value, f"0 or at least {float(info.tiny):.8g} in absolute value in {dtype}, {role} "
+              "(smaller values round to 0 or to a subnormal number that TensorFlow flushes to 0)")
+    return float(value)

@@ -37,6 +37,27 @@ def _f64(x):
 # --------------------------------------------------------------------------------------------
 
 
+def kernel_fans(shape, input_axes=None, output_axes=None):
+    r"""``(fan_in, fan_out)``: the :math:`n_j, n_{j+1}` of [GB10] eq. (16) and the :math:`n_l` of [He+15]
+    sec. 2.2 (:math:`n_l = k^2 c`, kernel size times input channels) for a kernel of ``shape``.
+
+    Keras' kernel layout (``keras.initializers.VarianceScaling``, Keras 3.15): a Dense kernel is
+    (in, out); a convolution kernel (k_1, ..., k_d, in, out) has fan_in = in * k_1 ... k_d and
+    fan_out = out * k_1 ... k_d; a vector (n,) has both fans n and a scalar both 1. An einsum kernel
+    names its input axes and output axes (``keras.layers.EinsumDense`` passes them): each fan is the
+    number of units on those axes, the product of their sizes.
+    """
+    dims = np.asarray(shape, dtype=np.int64).reshape(-1)
+    if input_axes is not None and output_axes is not None:
+        return int(np.prod(dims[list(input_axes)])), int(np.prod(dims[list(output_axes)]))
+    if dims.size == 0:
+        return 1, 1
+    if dims.size == 1:
+        return int(dims[0]), int(dims[0])
+    receptive = int(np.prod(dims[:-2]))
+    return int(dims[-2]) * receptive, int(dims[-1]) * receptive
+
+
 def eq01_glorot_uniform_bound(fan_in, fan_out):
     r"""[GB10] eq. (16): :math:`W \sim U\left[-\frac{\sqrt6}{\sqrt{n_j+n_{j+1}}}, \frac{\sqrt6}{\sqrt{n_j+n_{j+1}}}\right]`."""
     return np.sqrt(F64(6.0)) / np.sqrt(_f64(fan_in) + _f64(fan_out))

@@ -68,6 +68,7 @@ def power_table():
     return table
 
 
+@pytest.mark.spec("eq01", "eq02", "eq03")
 @pytest.mark.parametrize("key", sorted(GENERATORS), ids=lambda k: f"{k[0]}-{k[1]}")
 def test_eq01_eq02_eq03_checks_reject_wrong_generators(power_table, key):
     rejects = power_table[key]

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 from hypothesis import given
 from hypothesis import strategies as st
+from keras.src import testing
 
 from keras_optreg import regularizers as kr
 from keras_optreg_spec import corrected, printed
@@ -22,6 +23,7 @@ def _total(reg, weights):
     return float(sum(float(reg(tf.constant(w, tf.float32))) for w in weights))
 
 
+@pytest.mark.spec("eq19")
 @given(weights=weight_lists, lam=lams)
 def test_eq19_weight_norm_matches_printed(weights, lam):
     weights, lam = [as_float32(w) for w in weights], float(as_float32(lam))
@@ -32,6 +34,7 @@ def test_eq19_weight_norm_matches_printed(weights, lam):
                     eq="eq19", inputs=inputs, rtol=1e-5, atol=1e-30)
 
 
+@pytest.mark.spec("eq19")
 @given(weights=weight_lists, lam=lams)
 def test_eq19_tikhonov_matches_corrected(weights, lam):
     weights, lam = [as_float32(w) for w in weights], float(as_float32(lam))
@@ -39,6 +42,7 @@ def test_eq19_tikhonov_matches_corrected(weights, lam):
                     eq="eq19", inputs={"weights": weights, "lam": lam}, rtol=1e-5, atol=1e-30)
 
 
+@pytest.mark.spec("eq19")
 def test_eq19_tikhonov_is_half_keras_l2():
     w = tf.constant(np.linspace(-2, 3, 12).reshape(3, 4), tf.float32)
     np.testing.assert_allclose(float(kr.Tikhonov(0.3)(w)), float(keras.regularizers.L2(0.15)(w)), rtol=1e-6)
@@ -63,6 +67,7 @@ def _finite_difference(f, w, h=1e-6):
 
 @given(w=shapes().flatmap(lambda s: arrays(s, 0.1, 10.0)), sign=st.sampled_from([-1.0, 1.0]),
        lam=log_uniform(-3, 1))
+@pytest.mark.spec("eq19")
 def test_eq19_gradients_match_finite_differences(w, sign, lam):
     w = sign * w  # |entries| >= 0.1, so the norm is away from its kink at 0
     for reg, spec_fn in ((kr.WeightNorm(lam), printed.eq19_weight_norm_penalty),
@@ -71,6 +76,7 @@ def test_eq19_gradients_match_finite_differences(w, sign, lam):
         assert_conforms(_grad(reg, w), fd, eq="eq19", inputs={"w": w, "lam": lam}, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.spec("eq19")
 @pytest.mark.parametrize("jit", [False, True])
 def test_eq19_weight_norm_gradient_at_zero_is_zero(jit):
     reg = kr.WeightNorm(0.5)
@@ -87,6 +93,7 @@ def test_eq19_weight_norm_gradient_at_zero_is_zero(jit):
     np.testing.assert_array_equal(g.numpy(), np.zeros((3, 4)))
 
 
+@pytest.mark.spec("eq19")
 def test_eq19_bad_lambda():
     for cls in (kr.WeightNorm, kr.Tikhonov):
         for bad in (-0.1, float("nan"), math.inf):
@@ -109,6 +116,7 @@ def _model(**dense_kwargs):
 
 @pytest.mark.parametrize("cls,spec_fn", [(kr.WeightNorm, printed.eq19_weight_norm_penalty),
                                           (kr.Tikhonov, corrected.eq19_tikhonov_penalty)])
+@pytest.mark.spec("eq19")
 def test_eq19_apply_to_model_counts_and_sums(cls, spec_fn):
     model = _model()
     assert len(model.losses) == 0
@@ -120,12 +128,14 @@ def test_eq19_apply_to_model_counts_and_sums(cls, spec_fn):
     assert_conforms(float(sum(float(v) for v in model.losses)), expected, eq="eq19", rtol=1e-5)
 
 
+@pytest.mark.spec("eq19")
 def test_eq19_apply_to_model_requires_built_model():
     model = keras.Sequential([keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="model"):
         kr.apply_to_model(model, kr.WeightNorm())
 
 
+@pytest.mark.spec("eq19")
 @pytest.mark.parametrize("cls", [kr.WeightNorm, kr.Tikhonov])
 def test_eq19_fit_jit_compile_shrinks_weights(cls):
     rng = np.random.default_rng(0)
@@ -144,6 +154,7 @@ def test_eq19_fit_jit_compile_shrinks_weights(cls):
     assert norms[1.0] < 0.5 * norms[0.0]
 
 
+@pytest.mark.spec("eq19")
 def test_eq19_custom_training_loop_uses_model_losses():
     model = _model()
     kr.apply_to_model(model, kr.WeightNorm(0.1))
@@ -165,6 +176,7 @@ def test_eq19_custom_training_loop_uses_model_losses():
     assert all(np.all(np.isfinite(w.numpy())) for w in model.trainable_weights)
 
 
+@pytest.mark.spec("eq19")
 def test_eq19_keras_file_round_trip(tmp_path):
     model = _model(kernel_regularizer=kr.WeightNorm(0.03), bias_regularizer=kr.Tikhonov(0.2))
     loaded = assert_keras_round_trip(model, tmp_path / "r.keras")
@@ -173,3 +185,105 @@ def test_eq19_keras_file_round_trip(tmp_path):
     assert isinstance(loaded.layers[3].bias_regularizer, kr.Tikhonov)
     assert len(loaded.losses) == len(model.losses) == 6
     np.testing.assert_allclose([float(v) for v in loaded.losses], [float(v) for v in model.losses], rtol=1e-6)
+
+
+# ---- dtypes ----------------------------------------------------------------------------------
+
+EPS = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7, "float32": 2.0 ** -23, "float64": 2.0 ** -52}
+PENALTIES = [(kr.WeightNorm, printed.eq19_weight_norm_penalty, lambda w, lam: lam * w / np.sqrt(np.sum(w * w))),
+             (kr.Tikhonov, corrected.eq19_tikhonov_penalty, lambda w, lam: lam * w)]
+
+
+@pytest.mark.spec("eq19")
+@pytest.mark.parametrize("dtype", sorted(EPS))
+@pytest.mark.parametrize("cls,spec_fn,spec_grad", PENALTIES, ids=["weight_norm", "tikhonov"])
+def test_eq19_penalty_and_gradient_in_every_weight_dtype(cls, spec_fn, spec_grad, dtype):
+    # The penalty is computed in float32 (float64 for float64 weights) and returned in floatx (float32):
+    # against the spec on the weight's stored values, 40 elements summed in float32 err by at most
+    # 40 eps32 relative (Higham eq. 4.4), plus one rounding to float32. The gradient comes back in the
+    # weight's dtype: the float32 (float64) value rounded once to it, within eps(dtype) relative.
+    lam = 0.37
+    v = tf.Variable(np.random.default_rng(3).normal(size=(5, 8)), dtype=dtype)
+    stored = np.asarray(tf.cast(v, tf.float64))
+    with tf.GradientTape() as tape:
+        penalty = cls(lam)(v)
+    grad = tape.gradient(penalty, v)
+    assert penalty.dtype == keras.config.floatx() == "float32" and grad.dtype == v.dtype
+    compute_eps = EPS["float64"] if dtype == "float64" else EPS["float32"]
+    assert_conforms(float(penalty), spec_fn([stored], lam), eq="eq19", rtol=40 * compute_eps + EPS["float32"])
+    want = spec_grad(stored, lam)
+    assert_conforms(np.asarray(tf.cast(grad, tf.float64)), want, eq="eq19", rtol=EPS[dtype] + 40 * compute_eps,
+                    atol=1e-300)
+    keras_l2 = keras.regularizers.L2(lam / 2)(v)
+    assert keras_l2.dtype == v.dtype  # Keras returns the weight's dtype: the reason model.fit fails below
+
+
+@pytest.mark.spec("eq19")
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])
+def test_eq19_fit_with_a_layer_of_another_dtype(dtype):
+    # Keras' L2 on such a layer makes model.fit raise (the float32 loss and the penalty cannot be summed);
+    # Tikhonov returns floatx and trains; evaluate's loss is the mse plus the penalty (eq. 19 corrected).
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    y = np.ones((8, 2), "float32")
+    keras_model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(
+        2, dtype=dtype, kernel_regularizer=keras.regularizers.L2(0.05))])
+    keras_model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse", jit_compile=True)
+    with pytest.raises(TypeError):
+        keras_model.fit(x, y, verbose=0)
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, dtype=dtype,
+                                                                    kernel_regularizer=kr.Tikhonov(0.1))])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse", jit_compile=True)
+    hist = model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    assert np.all(np.isfinite(hist.history["loss"]))
+    layer = model.layers[0]
+    kernel = np.asarray(keras.ops.cast(layer.kernel, "float64"))
+    x_stored = np.asarray(keras.ops.cast(keras.ops.cast(x, dtype), "float64"))
+    pred = x_stored @ kernel + np.asarray(keras.ops.cast(layer.bias, "float64"))  # exact, in float64
+    want = np.mean((pred - y) ** 2) + corrected.eq19_tikhonov_penalty([kernel], 0.1)
+    # evaluate's Dense computes in the layer's dtype: 3 products, 2 sums and the bias add, each rounded at
+    # worst, give each prediction a relative error d <= 4 eps(dtype) (Higham eq. 3.4); the mse then errs by
+    # at most mean(2 |p - y| |p| d + (p d)^2); the rest is float32 (1e-6 relative).
+    d = 4 * EPS[dtype]
+    tol = np.mean(2 * np.abs(pred - y) * np.abs(pred) * d + (pred * d) ** 2) + 1e-6 * want
+    assert_conforms(model.evaluate(x, y, batch_size=8, verbose=0), want, eq="eq19", atol=tol, rtol=0)
+
+
+# ---- apply_to_model: trainable_only, overwrite --------------------------------------------------
+
+
+@pytest.mark.spec("eq19")
+def test_eq19_apply_to_model_trainable_only_false_counts_frozen_layers_once_unfrozen():
+    model = _model()
+    model.layers[0].trainable = False  # the conv layer: 2 weights
+    n_all = kr.apply_to_model(model, kr.Tikhonov(0.1), trainable_only=False)
+    assert n_all == len(model.weights) == 10  # 8 trainable + BatchNormalization's moving mean and variance
+    assert len(model.losses) == 6  # Keras evaluates the regularizers of trainable weights only
+    model.layers[0].trainable = True
+    assert len(model.losses) == 8  # the moving statistics never count
+
+
+@pytest.mark.spec("eq19")
+def test_eq19_apply_to_model_overwrite():
+    model = _model(kernel_regularizer=keras.regularizers.L2(0.5))
+    first = kr.Tikhonov(0.1)
+    with pytest.raises(ValueError, match="already have a regularizer"):
+        kr.apply_to_model(model, first)
+    assert all(isinstance(v.regularizer, keras.regularizers.L2) for v in model.trainable_weights if "kernel" in v.path)
+    assert kr.apply_to_model(model, first, overwrite=True) == 8
+    assert kr.apply_to_model(model, first) == 8  # the same regularizer again is not a conflict
+    assert all(v.regularizer is first for v in model.trainable_weights)
+
+
+class TestKerasLayerHarness(testing.TestCase):
+    """Keras' own layer checks (config and serialization round trips, shapes, training with the penalties in
+    the loss, mixed precision) on a Dense layer with both regularizers."""
+
+    @pytest.mark.spec("eq19")
+    def test_eq19_dense_in_run_layer_test(self):
+        self.run_layer_test(
+            keras.layers.Dense,
+            init_kwargs={"units": 3, "kernel_regularizer": kr.Tikhonov(0.1), "bias_regularizer": kr.WeightNorm(0.2)},
+            input_shape=(2, 4), expected_output_shape=(2, 3), expected_num_trainable_weights=2,
+            expected_num_non_trainable_weights=0, expected_num_seed_generators=0, expected_num_losses=2,
+            supports_masking=True)

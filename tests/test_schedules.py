@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,9 +14,10 @@ from keras_optreg_spec import corrected as C
 from tests import strategies as S
 from tests.assertions import assert_conforms
 
-LR = st.floats(0.0, 1.0, allow_subnormal=False)
+LR = st.floats(0.0, 1.0, width=32, allow_subnormal=False)  # 0 or a normal float32 (LinearDecay checks)
 
 
+@pytest.mark.spec("eq06")
 @given(eps0=LR, eps_tau=LR, tau=st.integers(1, 10_000), k=st.integers(-100, 20_000))
 def test_eq06_linear_decay_matches_spec(eps0, eps_tau, tau, k):
     sched = keras_optreg.LinearDecay(eps0, eps_tau, tau)
@@ -26,6 +28,7 @@ def test_eq06_linear_decay_matches_spec(eps0, eps_tau, tau, k):
                                                                           "tau": tau, "k": k})
 
 
+@pytest.mark.spec("eq06")
 def test_eq06_negative_steps_clamp_unlike_keras_polynomial_decay():
     ours = keras_optreg.LinearDecay(0.01, 0.001, 500)
     keras_poly = keras.optimizers.schedules.PolynomialDecay(0.01, 500, 0.001)
@@ -34,6 +37,7 @@ def test_eq06_negative_steps_clamp_unlike_keras_polynomial_decay():
     assert float(ours(500)) == float(ours(10_000)) == np.float32(0.001)
 
 
+@pytest.mark.spec("eq06")
 def test_eq06_linear_decay_in_an_optimizer_under_xla_and_round_trip():
     sched = keras_optreg.LinearDecay(0.1, 0.0, 3)
     assert keras_optreg.LinearDecay.from_config(sched.get_config()).get_config() == sched.get_config()
@@ -48,3 +52,40 @@ def test_eq06_linear_decay_in_an_optimizer_under_xla_and_round_trip():
     # SGD with g = 1: theta = -sum_k eps_k over k = 0..4, eps = 0.1, 0.0667, 0.0333, 0, 0 (eq. 6)
     want = -sum(C.eq06_linear_decay(min(k, 3), np.float32(0.1), 0.0, 3) for k in range(5))
     assert_conforms(v.numpy(), [want], eq="eq06", rtol=1e-5)
+
+
+STEP_DTYPES = ("int32", "int64", "float16", "float32", "float64")
+
+
+@pytest.mark.spec("eq06")
+def test_eq06_linear_decay_step_dtypes_eager_and_under_xla():
+    # Keras passes the optimizer's int64 `iterations`; a user may pass any integer or float step. The rate is
+    # float32 whatever the step's dtype; steps are exact in every dtype here (float16 holds integers to 2048).
+    eps0, eps_tau, tau = 0.3, 0.01, 40
+    sched = keras_optreg.LinearDecay(eps0, eps_tau, tau)
+    steps = [-7, 0, 1, 2.5, 17, 39, 40, 41, 1000]
+    want = [C.eq06_linear_decay(min(max(k, 0), tau), S.as_float32(eps0), S.as_float32(eps_tau), tau) for k in steps]
+    # float32: alpha, 1 - alpha, two products and a sum, each within an ulp of its terms: at most
+    # 8 ulps of eps0 + eps_tau absolute (keras_optreg/conformance/scalars.py's schedule tolerance).
+    tol = 8 * 2.0 ** -24 * (eps0 + eps_tau)
+    fn = tf.function(sched, jit_compile=True)
+    for dtype in STEP_DTYPES:
+        k = [s for s in steps if dtype.startswith("float") or float(s).is_integer()]
+        w = [v for s, v in zip(steps, want, strict=True) if s in k]
+        for run in (sched, fn):
+            got = run(tf.constant(k, dtype))
+            assert got.dtype == tf.float32, dtype
+            assert_conforms(got.numpy(), w, eq="eq06", rtol=0, atol=tol, inputs={"dtype": dtype, "k": k})
+    big = tf.constant([2 ** 40, 2 ** 62], tf.int64)  # beyond int32 and float32's integers: clamped to tau
+    assert_conforms(fn(big).numpy(), [want[-1]] * 2, eq="eq06", rtol=0, atol=tol)
+
+
+@pytest.mark.spec("eq06")
+def test_eq06_linear_decay_docstring_and_signature():
+    import inspect
+
+    doc = keras_optreg.LinearDecay.__doc__
+    assert "math::" in doc and "Args:" in doc and "eq. (6)" in doc and "PolynomialDecay" in doc
+    params = list(inspect.signature(keras_optreg.LinearDecay).parameters)
+    assert params == ["initial_learning_rate", "final_learning_rate", "decay_steps", "name"]
+    assert all(f"{p}:" in doc for p in params)

@@ -16,31 +16,33 @@ TRUNCNORM_STD_2 = 0.87962566103423978
 LAYOUTS = ("keras", "torch")
 
 
-def compute_fans(shape, layout="keras"):
-    r"""``(fan_in, fan_out)`` of a kernel ``shape``.
+def compute_fans(shape, layout="keras", input_axes=None, output_axes=None):
+    r"""``(fan_in, fan_out)`` of a kernel ``shape`` (a tuple of ints).
 
+    With ``input_axes`` and ``output_axes`` (both, as Keras 3.15's ``VarianceScaling`` takes them;
+    ``EinsumDense`` passes them for its kernel): fan_in is the product of the sizes on the input
+    axes and fan_out the product on the output axes, whatever the layout. Otherwise
     ``layout="keras"``: Dense ``(in, out)``, Conv ``(*spatial, in, out)``; ``layout="torch"``:
     ``(out, in, *spatial)``. With receptive field :math:`r = \prod \text{spatial}`,
-    fan_in = in * r and fan_out = out * r. A 1-D shape ``(n,)`` has fan_in = fan_out = n.
-    Raises ValueError for a scalar shape or a zero fan.
+    fan_in = in * r and fan_out = out * r. A 1-D shape ``(n,)`` has fan_in = fan_out = n and a
+    scalar shape ``()`` fan_in = fan_out = 1 (as Keras' ``compute_fans``). A fan is 0 only when the
+    shape has a zero dimension, i.e. no elements. The axes must already be normalized (in
+    ``[0, len(shape))``, no repeats).
     """
-    shape = tuple(int(d) for d in shape)
+    shape = tuple(shape)
+    if input_axes is not None and output_axes is not None:
+        return math.prod(shape[a] for a in input_axes), math.prod(shape[a] for a in output_axes)
     if len(shape) == 0:
-        raise ValueError(f"Argument `shape` must have at least one dimension. Received: shape={shape}")
+        return 1, 1
     if len(shape) == 1:
-        fan_in = fan_out = shape[0]
-    elif layout == "keras":
+        return shape[0], shape[0]
+    if layout == "keras":
         r = math.prod(shape[:-2])
-        fan_in, fan_out = shape[-2] * r, shape[-1] * r
-    elif layout == "torch":
+        return shape[-2] * r, shape[-1] * r
+    if layout == "torch":
         r = math.prod(shape[2:])
-        fan_in, fan_out = shape[1] * r, shape[0] * r
-    else:
-        raise ValueError(f"Argument `layout` must be one of {LAYOUTS}. Received: layout={layout!r}")
-    if fan_in <= 0 or fan_out <= 0:
-        raise ValueError(f"Argument `shape` must give nonzero fans. Received: shape={shape} "
-                         f"(fan_in={fan_in}, fan_out={fan_out})")
-    return fan_in, fan_out
+        return shape[1] * r, shape[0] * r
+    raise ValueError(f"Argument `layout` must be one of {LAYOUTS}. Received: layout={layout!r}")
 
 
 def glorot_uniform_bound(fan_in, fan_out):

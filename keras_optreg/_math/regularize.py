@@ -1,4 +1,8 @@
-r"""Regularization math (lecture eq. 19): penalties of one weight object."""
+r"""Regularization math (lecture eq. 19): penalties of one weight object.
+
+Both penalties take ``w`` already in the dtype they are computed in (the callers cast float16 and
+bfloat16 weights to float32) and ``lam`` as a Python float.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +22,13 @@ def safe_norm(w):
 
 def weight_norm_penalty(w, lam):
     r"""Eq. (19) as printed, one term: :math:`\lambda \lVert W \rVert_2` (unsquared Frobenius norm)."""
-    return ops.multiply(lam, safe_norm(w))
+    return ops.multiply(ops.convert_to_tensor(lam, dtype=w.dtype), safe_norm(w))
 
 
 def tikhonov_penalty(w, lam):
-    r"""Corrected eq. (19), one term [GBC16 7.1.1]: :math:`\frac{\lambda}{2} \lVert W \rVert_F^2`."""
-    return ops.multiply(0.5 * lam, ops.sum(ops.square(w)))
+    r"""Corrected eq. (19), one term [GBC16 7.1.1]: :math:`\lambda \cdot \frac12 \lVert W \rVert_F^2`.
+
+    Multiplied in this order so that only :math:`\lambda` itself is rounded to the dtype (the 1/2
+    is exact).
+    """
+    return ops.multiply(ops.convert_to_tensor(lam, dtype=w.dtype), ops.multiply(ops.sum(ops.square(w)), 0.5))
