@@ -1,4 +1,4 @@
-"""Read TensorBoard event files back (``tf.compat.v1.train.summary_iterator``): {tag: {step: value}}."""
+"""Read TensorBoard event files back: with TensorFlow's record reader, and with TensorBoard's own multiplexer."""
 
 from __future__ import annotations
 
@@ -6,30 +6,62 @@ import pathlib
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.util import event_pb2
+
+
+def _events(log_dir):
+    for path in sorted(pathlib.Path(log_dir).rglob("events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(str(path)):
+            yield event_pb2.Event.FromString(record.numpy())
+
+
+def read_points(log_dir):
+    """Every scalar under ``log_dir`` (recursively) as ``{tag: [(step, value), ...]}``, in the order written."""
+    out = {}
+    for event in _events(log_dir):
+        for value in event.summary.value:
+            if value.HasField("tensor"):
+                arr = tf.make_ndarray(value.tensor)
+                if arr.ndim == 0 and arr.dtype.kind in "fiub":  # not the model config Keras writes as a string
+                    out.setdefault(value.tag, []).append((event.step, float(arr)))
+            elif value.HasField("simple_value"):
+                out.setdefault(value.tag, []).append((event.step, float(value.simple_value)))
+    return out
 
 
 def read_scalars(log_dir):
-    """Every scalar under ``log_dir`` (recursively) as ``{tag: {step: float}}``."""
+    """``{tag: {step: float}}``; a step written twice for one tag fails the read (AssertionError)."""
     out = {}
-    for path in sorted(pathlib.Path(log_dir).rglob("events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            for value in event.summary.value:
-                if value.HasField("tensor"):
-                    arr = tf.make_ndarray(value.tensor)
-                    if arr.ndim == 0:
-                        out.setdefault(value.tag, {})[event.step] = float(arr)
-                elif value.HasField("simple_value"):
-                    out.setdefault(value.tag, {})[event.step] = float(value.simple_value)
+    for tag, points in read_points(log_dir).items():
+        steps = [s for s, _ in points]
+        assert len(steps) == len(set(steps)), f"{tag}: steps written twice: {sorted(steps)}"
+        out[tag] = dict(points)
     return out
 
 
 def read_tags(log_dir):
     """Every tag (scalars, histograms, ...) under ``log_dir``."""
-    tags = set()
-    for path in pathlib.Path(log_dir).rglob("events.out.tfevents.*"):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            tags.update(v.tag for v in event.summary.value)
-    return tags
+    return {v.tag for event in _events(log_dir) for v in event.summary.value}
+
+
+def read_with_tensorboard(log_dir):
+    """The runs under ``log_dir`` as TensorBoard's server loads them (``plugin_event_multiplexer``, the reader behind
+    its HTTP API): ``{run: {tag: (plugin name, {step: value})}}``, a scalar's value a float, a histogram's its
+    (buckets, 3) array of (left edge, right edge, count)."""
+    from tensorboard.backend.event_processing import plugin_event_multiplexer as pem
+
+    mux = pem.EventMultiplexer()
+    mux.AddRunsFromDirectory(str(log_dir))
+    mux.Reload()
+    out = {}
+    for run, content in mux.Runs().items():
+        tags = {}
+        for tag in content["tensors"]:
+            plugin = mux.SummaryMetadata(run, tag).plugin_data.plugin_name
+            tags[tag] = (plugin, {e.step: (float(tf.make_ndarray(e.tensor_proto)) if plugin == "scalars"
+                                           else tf.make_ndarray(e.tensor_proto)) for e in mux.Tensors(run, tag)})
+        out[run] = tags
+    return out
 
 
 def as_array(series):

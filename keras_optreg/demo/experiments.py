@@ -1,7 +1,8 @@
 """The named experiments of the demo and how one of them is trained.
 
-Every experiment trains the same CNN on the same split with the same seed; each changes one thing
-against ``baseline`` (Adam with ``LinearDecay``, eq. 6 and eqs. 13-18, no regularization):
+Every experiment trains the same CNN on the same split (the same wrong training labels, see
+``data.add_label_noise``) with the same seed; each changes one thing against ``baseline`` (Adam with
+``LinearDecay``, eq. 6 and eqs. 13-18, no regularization):
 
 * ``early_stopping``: Keras' ``EarlyStopping(monitor="val_loss", restore_best_weights=True)``,
   GBC16 Alg. 7.1; the table reports its best epoch i* (1-based) and the epoch it stopped at.
@@ -24,11 +25,12 @@ import keras
 
 import keras_optreg
 from keras_optreg.callbacks import OptimizerMonitor
-from keras_optreg.demo import models
+from keras_optreg.demo import data, models
 from keras_optreg.demo.report import best_epoch
 
 BATCH_SIZE = 32
-MONITOR_FREQ = 10
+MONITOR_FREQ = 10  # OptimizerMonitor's update_freq: every 10th optimizer step
+HISTOGRAM_FREQ = 5  # weight and update histograms every 5th epoch
 
 # name -> (model keyword arguments, optimizer name)
 EXPERIMENTS = {
@@ -75,18 +77,19 @@ class Result:
 
 
 def run(name, train, val, epochs, out_dir, seed=0):
-    """Train experiment ``name``; event files go to ``out_dir/runs/name``."""
+    """Train experiment ``name``; event files go to ``out_dir/runs/name/{train,validation}``."""
     kwargs, opt_name = EXPERIMENTS[name]
     kwargs = dict(kwargs)
     if "regularizer" in kwargs:
         kwargs["regularizer"] = models.regularizer(*kwargs["regularizer"])
     (x, y), (xv, yv) = train, val
     keras.utils.set_random_seed(seed)
-    model = models.build_cnn(x.shape[1:], int(max(y.max(), yv.max())) + 1, seed=seed, **kwargs)
+    model = models.build_cnn(x.shape[1:], data.CLASSES, seed=seed, **kwargs)
     steps = epochs * -(-len(x) // BATCH_SIZE)
     model.compile(optimizer=optimizer(opt_name, steps), metrics=["accuracy"],
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    callbacks = [OptimizerMonitor(os.path.join(out_dir, "runs", name), update_freq=MONITOR_FREQ)]
+    callbacks = [OptimizerMonitor(os.path.join(out_dir, "runs", name), update_freq=MONITOR_FREQ,
+                                  histogram_freq=HISTOGRAM_FREQ)]
     stopper = None
     if name == "early_stopping":
         stopper = keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=EARLY_STOPPING_PATIENCE,

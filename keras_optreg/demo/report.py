@@ -32,8 +32,20 @@ def table(results):
     return "\n".join(lines)
 
 
-def plot(results, path):
-    """Train and validation loss per epoch, one panel per experiment, i* marked: the overfitting figure."""
+def figure_title(dataset, n_train, label_noise):
+    name = {"digits": "8x8 digits", "mnist": "MNIST"}.get(dataset, dataset)
+    return (f"Overfitting and regularization: a small CNN on {n_train} {name} images "
+            f"({label_noise:.0%} of the training labels wrong); i* = best validation loss")
+
+
+def plot(results, path, title="Train and validation loss per experiment"):
+    """The lecture's overfitting figure: train and validation cross-entropy per epoch, one panel per experiment.
+
+    Linear y axis shared by all panels, so the validation loss's rise after its minimum at i* (dotted
+    line, dot on the curve) is plain and panels compare; the top of the axis is 1.15 times the largest
+    validation loss from epoch 3 on (the first two epochs' falling losses may run off the top). The
+    legend sits below the panels, covering no curve; the title above them.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,20 +53,31 @@ def plot(results, path):
 
     cols = min(5, len(results))
     rows = -(-len(results) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.3 * rows + 1.0), squeeze=False, sharex=True,
+                             sharey=True)
+    late = [v for r in results for v in r.history["val_loss"][2:] if math.isfinite(v)]
+    every = [v for r in results for key in ("loss", "val_loss") for v in r.history[key] if math.isfinite(v)]
+    top = 1.15 * max(late or every or [1.0])
     for ax, r in zip(axes.flat, results, strict=False):  # more panels than experiments
         epochs = range(1, len(r.history["loss"]) + 1)
-        ax.plot(epochs, r.history["loss"], label="train loss")
-        ax.plot(epochs, r.history["val_loss"], label="validation loss")
+        train_line, = ax.plot(epochs, r.history["loss"], color="tab:blue", label="training loss")
+        val_line, = ax.plot(epochs, r.history["val_loss"], color="tab:orange", label="validation loss")
+        handles = [train_line, val_line]
         if r.best_epoch:
-            ax.axvline(r.best_epoch, color="gray", linestyle=":", label="i* (best val loss)")
-        ax.set_title(r.name)
-        ax.set_xlabel("epoch")
-        ax.set_yscale("log")
+            best = r.history["val_loss"][r.best_epoch - 1]
+            handles.append(ax.axvline(r.best_epoch, color="gray", linestyle=":", label="i* (lowest validation loss)"))
+            ax.plot([r.best_epoch], [best], "o", color="tab:orange", markersize=4)
+        ax.set_title(r.name, fontsize="medium")
+        ax.set_ylim(0.0, top)
+        ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(results):]:
         ax.axis("off")
-    axes.flat[0].set_ylabel("cross-entropy")
-    axes.flat[0].legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("cross-entropy")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("epoch")
+    fig.suptitle(title, fontsize="medium")
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    fig.savefig(path, dpi=80)
     plt.close(fig)

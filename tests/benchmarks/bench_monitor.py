@@ -1,11 +1,16 @@
-"""OptimizerMonitor's overhead on the demo's train step, against the same fit without it.
+"""OptimizerMonitor's and GradientNormOptimizer's overhead on the demo's train step, against the same fit without.
 
-Run: ``python -m tests.benchmarks.bench_monitor`` (prints a Markdown table). The demo's baseline CNN
-(8x8x1 inputs, batch 32, Adam with LinearDecay) fits one epoch of ``STEPS`` steps per repetition;
-configurations are interleaved within each repetition. The step time is the mean interval between
-consecutive ``on_train_batch_end`` calls after ``WARMUP`` steps (so the per-fit trace of the train
-step, which the monitor redoes once per ``fit``, is excluded and reported apart), the figure is the
-median over repetitions. No timed assertions: on a shared machine the numbers are noisy.
+Run: ``python -m tests.benchmarks.bench_monitor`` (prints two Markdown tables). The demo's baseline CNN
+(8x8x1 inputs, batch 32) fits one epoch of ``STEPS`` steps per repetition; the configurations are
+interleaved within each repetition. The step time is the mean interval between consecutive
+``on_train_batch_end`` calls after ``WARMUP`` steps; the figure is the median over repetitions.
+
+1. The monitor (keras_optreg's Adam with LinearDecay, which records its gradient norm itself): no
+   monitor, ``update_freq`` 50, 10 and ``"batch"``, ``histogram_freq=1`` (one histogram epoch per fit).
+2. The wrapper: Keras' Adam against ``GradientNormOptimizer(keras.optimizers.Adam())``, no monitor, so
+   the ratio is the cost of the norm inside the train step alone.
+
+No timed assertions: on a shared machine the numbers are noisy.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_optreg  # noqa: E402
-from keras_optreg.callbacks import OptimizerMonitor  # noqa: E402
+from keras_optreg.callbacks import GradientNormOptimizer, OptimizerMonitor  # noqa: E402
 from keras_optreg.demo.models import build_cnn  # noqa: E402
 
 REPS = int(os.environ.get("BENCH_REPS", "7"))
@@ -31,7 +36,6 @@ STEPS, WARMUP, BATCH = 150, 10, 32
 class _StepTimer(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.ends = []
-        self.begin = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         self.ends.append(time.perf_counter())
@@ -39,40 +43,74 @@ class _StepTimer(keras.callbacks.Callback):
     def step_s(self):
         return float(np.mean(np.diff(self.ends[WARMUP:])))
 
-    def first_step_s(self):
-        return self.ends[0] - self.begin
+
+def _model(optimizer):
+    keras.utils.set_random_seed(0)
+    model = build_cnn((8, 8, 1), 10)
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    return model
+
+
+def _interleaved(fits, reps):
+    """``fits``: name -> callable(rep) returning a step time; medians over ``reps`` interleaved repetitions."""
+    times = {name: [] for name in fits}
+    for rep in range(reps):
+        for name, fit in fits.items():
+            times[name].append(fit(rep))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def run(reps=REPS):
     rng = np.random.default_rng(0)
     x = rng.random((STEPS * BATCH, 8, 8, 1), dtype=np.float32)
     y = rng.integers(0, 10, STEPS * BATCH).astype("int32")
-    keras.utils.set_random_seed(0)
-    model = build_cnn((8, 8, 1), 10)
-    model.compile(optimizer=keras_optreg.Adam(keras_optreg.LinearDecay(1e-3, 1e-4, 10 * STEPS)),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    configs = {"no monitor": None, "update_freq=50": 50, "update_freq=10": 10, 'update_freq="batch"': "batch"}
-    times = {k: [] for k in configs}
-    first = {k: [] for k in configs}
-    with tempfile.TemporaryDirectory() as tmp:
-        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)  # trace once
-        for rep in range(reps):
-            for name, freq in configs.items():
-                timer = _StepTimer()
-                callbacks = [timer] if freq is None else [OptimizerMonitor(os.path.join(tmp, f"{rep}{freq}"),
-                                                                           update_freq=freq), timer]
-                model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False, callbacks=callbacks)
-                times[name].append(timer.step_s())
-                first[name].append(timer.first_step_s())
-    base = statistics.median(times["no monitor"])
     print(f"keras {keras.__version__}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, {reps} interleaved reps, "
           f"{STEPS} steps of batch {BATCH}, medians")
-    print("| configuration | step ms | ratio to no monitor | first step (incl. trace) ms |")
-    print("|---|---|---|---|")
-    for name in configs:
-        med = statistics.median(times[name])
-        print(f"| {name} | {1e3 * med:.2f} | {med / base:.3f} | {1e3 * statistics.median(first[name]):.0f} |")
-    return {name: statistics.median(t) / base for name, t in times.items()}
+    model = _model(keras_optreg.Adam(keras_optreg.LinearDecay(1e-3, 1e-4, 10 * STEPS)))
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)  # trace once
+    configs = {"no monitor": None, "update_freq=50": 50, "update_freq=10": 10, 'update_freq="batch"': "batch",
+               'update_freq=10, histogram_freq=1': (10, 1)}
+    with tempfile.TemporaryDirectory() as tmp:
+        def fit_monitor(name):
+            def fit(rep):
+                timer, freq = _StepTimer(), configs[name]
+                callbacks = [timer]
+                if freq is not None:
+                    update, hist = freq if isinstance(freq, tuple) else (freq, 0)
+                    callbacks.insert(0, OptimizerMonitor(os.path.join(tmp, f"{rep}-{len(name)}-{update}"),
+                                                         update_freq=update, histogram_freq=hist))
+                model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False, callbacks=callbacks)
+                return timer.step_s()
+            return fit
+
+        monitor = _interleaved({name: fit_monitor(name) for name in configs}, reps)
+    base = monitor["no monitor"]
+    print("| configuration | step ms | ratio to no monitor |")
+    print("|---|---|---|")
+    for name, med in monitor.items():
+        print(f"| {name} | {1e3 * med:.2f} | {med / base:.3f} |")
+
+    wrapped = GradientNormOptimizer(keras.optimizers.Adam(1e-3))
+    models = {"keras.optimizers.Adam": _model(keras.optimizers.Adam(1e-3)),
+              "GradientNormOptimizer(keras.optimizers.Adam)": _model(wrapped)}
+    for m in models.values():
+        m.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)  # trace once
+
+    def fit_model(m):
+        def fit(rep):
+            timer = _StepTimer()
+            m.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False, callbacks=[timer])
+            return timer.step_s()
+        return fit
+
+    wrapper = _interleaved({name: fit_model(m) for name, m in models.items()}, reps)
+    base = wrapper["keras.optimizers.Adam"]
+    print("\n| optimizer | step ms | ratio to Keras' Adam |")
+    print("|---|---|---|")
+    for name, med in wrapper.items():
+        print(f"| {name} | {1e3 * med:.2f} | {med / base:.3f} |")
+    return monitor, wrapper
 
 
 def test_bench_monitor_overhead():

@@ -1,0 +1,156 @@
+"""GradientNormOptimizer: a Keras optimizer wrapped trains exactly as unwrapped and records the global gradient norm.
+
+The recorded value is checked against the norm of a ``GradientTape`` gradient (eq. 4's :math:`g`);
+the trajectory against the unwrapped optimizer's, bit for bit (the wrapper passes the same gradients on).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_optreg.callbacks import GradientNormOptimizer
+
+N, BATCH = 48, 16
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(N, 5)).astype("float32")
+    return x, (x @ rng.normal(size=(5, 1))).astype("float32")
+
+
+def _model(optimizer, seed=1, **compile_kwargs):
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((5,))
+    out = keras.layers.Dense(1, name="out")(keras.layers.Dense(4, activation="tanh", name="hidden")(inp))
+    model = keras.Model(inp, out)
+    model.compile(optimizer=optimizer, loss="mse", **compile_kwargs)
+    return model
+
+
+def _norm(grads):
+    return float(np.sqrt(sum(np.sum(np.asarray(tf.convert_to_tensor(g), np.float64) ** 2) for g in grads)))
+
+
+def _fit(model, epochs=2):
+    model.fit(*_data(), batch_size=BATCH, epochs=epochs, shuffle=False, verbose=0)
+    return [np.array(v) for v in model.trainable_variables]
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_gradient_norm_optimizer_trains_as_the_inner_optimizer_bit_for_bit(jit_compile):
+    wrapped = _fit(_model(GradientNormOptimizer(keras.optimizers.Adam(0.01)), jit_compile=jit_compile))
+    plain = _fit(_model(keras.optimizers.Adam(0.01), jit_compile=jit_compile))
+    for a, b in zip(wrapped, plain, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_gradient_norm_optimizer_records_the_norm_before_clipping():
+    """One step from a GradientTape in a custom loop; the inner optimizer clips (clipnorm) after the norm is taken."""
+    model = _model(GradientNormOptimizer(keras.optimizers.SGD(0.1, global_clipnorm=1e-3)))
+    optimizer = model.optimizer
+    x, y = _data()
+    assert optimizer.variables == optimizer.inner_optimizer.variables
+    before = [np.array(v) for v in model.trainable_variables]
+
+    @tf.function(jit_compile=True)
+    def step():
+        with tf.GradientTape() as tape:
+            loss = keras.losses.MeanSquaredError()(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        return grads
+
+    optimizer.build(model.trainable_variables)
+    assert np.isnan(optimizer.gradient_norm.numpy())  # NaN before the first step
+    grads = step()
+    want = _norm(grads)
+    assert want > 1.0 and float(optimizer.gradient_norm.numpy()) == pytest.approx(want, rel=1e-6)
+    moved = np.sqrt(sum(np.sum((np.array(v) - b) ** 2) for v, b in zip(model.trainable_variables, before,
+                                                                       strict=True)))
+    assert moved == pytest.approx(0.1 * 1e-3, rel=1e-3)  # the step itself was clipped to norm 1e-3
+    assert int(optimizer.iterations.numpy()) == 1 and optimizer.gradient_norm not in optimizer.variables
+
+
+def test_gradient_norm_optimizer_counts_sparse_gradients_as_dense():
+    """An Embedding's IndexedSlices gradient with a repeated index: the dense gradient's norm, not the rows'."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((3,), dtype="int32")
+    out = keras.layers.Dense(1)(keras.layers.Flatten()(keras.layers.Embedding(10, 2)(inp)))
+    model = keras.Model(inp, out)
+    optimizer = GradientNormOptimizer(keras.optimizers.SGD(0.1))
+    ids = np.array([[1, 1, 4], [1, 2, 4]], np.int32)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(model(ids) ** 2)
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert isinstance(grads[0], tf.IndexedSlices) and len(grads[0].indices) == 6
+    optimizer.apply(grads, model.trainable_variables)
+    dense = [tf.convert_to_tensor(g) for g in grads]
+    rows = float(np.sqrt(np.sum(grads[0].values.numpy() ** 2) + sum(np.sum(g.numpy() ** 2) for g in dense[1:])))
+    assert float(optimizer.gradient_norm.numpy()) == pytest.approx(_norm(dense), rel=1e-6)
+    assert abs(_norm(dense) - rows) > 1e-3 * rows  # the check can tell the two apart here
+
+
+def test_gradient_norm_optimizer_moves_the_inner_loss_scale_factor_and_records_the_unscaled_norm():
+    """With ``loss_scale_factor=1024`` the gradients arrive scaled; the recorded norm is the unscaled one."""
+    x, y = _data()
+    model = _model(GradientNormOptimizer(keras.optimizers.SGD(0.05, loss_scale_factor=1024.0)))
+    assert model.optimizer.loss_scale_factor == 1024.0 and model.optimizer.inner_optimizer.loss_scale_factor is None
+    with tf.GradientTape() as tape:
+        loss = keras.losses.MeanSquaredError()(y[:BATCH], model(x[:BATCH], training=True))
+    want = _norm(tape.gradient(loss, model.trainable_variables))
+    model.fit(x[:BATCH], y[:BATCH], batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    assert float(model.optimizer.gradient_norm.numpy()) == pytest.approx(want, rel=1e-5)
+    # and it trains as the unwrapped optimizer with the same factor
+    plain = _model(keras.optimizers.SGD(0.05, loss_scale_factor=1024.0))
+    plain.fit(x[:BATCH], y[:BATCH], batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(model.trainable_variables, plain.trainable_variables, strict=True):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-6)
+
+
+def test_gradient_norm_optimizer_sits_inside_the_loss_scale_optimizer_under_mixed_float16():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = _model(GradientNormOptimizer(keras.optimizers.SGD(0.05)))
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        assert isinstance(model.optimizer.inner_optimizer, GradientNormOptimizer)
+        x, y = _data()
+        y = 0.1 * y  # small enough gradients that the first step does not overflow at the initial scale 2**15
+        model.fit(x[:BATCH], y[:BATCH], batch_size=BATCH, epochs=1, verbose=0)
+        assert int(model.optimizer.iterations.numpy()) == 1
+        mixed = float(model.optimizer.inner_optimizer.gradient_norm.numpy())
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    reference = _model(GradientNormOptimizer(keras.optimizers.SGD(0.05)))
+    reference.fit(x[:BATCH], y[:BATCH], batch_size=BATCH, epochs=1, verbose=0)
+    # unscaled: the float32 norm to float16 rounding (not 32768 times it)
+    assert mixed == pytest.approx(float(reference.optimizer.gradient_norm.numpy()), rel=1e-2)
+
+
+def test_gradient_norm_optimizer_keras_file_round_trip_restores_the_inner_state(tmp_path):
+    model = _model(GradientNormOptimizer(keras.optimizers.Adam(0.01)))
+    _fit(model, epochs=1)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    again = keras.saving.load_model(path)
+    assert isinstance(again.optimizer, GradientNormOptimizer)
+    assert isinstance(again.optimizer.inner_optimizer, keras.optimizers.Adam)
+    assert again.optimizer.get_config() == model.optimizer.get_config()
+    assert len(again.optimizer.variables) == len(model.optimizer.variables) == 2 + 2 * 4
+    for a, b in zip(again.optimizer.variables, model.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+    for a, b in zip(_fit(again, epochs=1), _fit(model, epochs=1), strict=True):
+        np.testing.assert_array_equal(a, b)  # training goes on identically
+
+
+def test_gradient_norm_optimizer_learning_rate_and_iterations_are_the_inner_ones():
+    inner = keras.optimizers.SGD(0.05)
+    optimizer = GradientNormOptimizer(inner)
+    optimizer.learning_rate = 0.2
+    assert float(inner.learning_rate.numpy()) == pytest.approx(0.2)
+    model = _model(optimizer)
+    _fit(model, epochs=1)
+    assert int(optimizer.iterations.numpy()) == int(inner.iterations.numpy()) == N // BATCH
