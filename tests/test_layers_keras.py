@@ -1,0 +1,182 @@
+"""Keras' contract for every layer (issue 12): Keras' own layer harness (``run_layer_test``: config round
+trip, serialization, build, symbolic and eager shapes and dtypes, masking flag, weight and seed-generator
+counts, a training step, mixed precision), the weights layout of the Keras twin, weight files written
+from the twin, and the random state through ``.keras``, ``.weights.h5``, ``tf.train.Checkpoint`` and
+``keras.callbacks.BackupAndRestore`` (bit-identical continuation)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_optreg import layers as L
+from tests import layer_checks as lc
+
+CF = "channels_first"
+# name: (class, init kwargs, input shape, input dtype, expected output shape, output dtype,
+#        trainable weights, non-trainable weights, seed generators)
+HARNESS = {
+    "dropout": (L.Dropout, dict(rate=0.5, seed=1), (2, 3, 4), "float32", (2, 3, 4), "float32", 0, 0, 1),
+    "dropout_noise_shape": (L.Dropout, dict(rate=0.3, noise_shape=(None, 1, 4), seed=1), (2, 3, 4), "float32",
+                            (2, 3, 4), "float32", 0, 0, 1),
+    "dropout_uint8": (L.Dropout, dict(rate=0.3, seed=1), (2, 5), "uint8", (2, 5), "float32", 0, 0, 1),
+    "input_noise": (L.InputNoise, dict(stddev=0.5, seed=1), (2, 3, 4), "float32", (2, 3, 4), "float32", 0, 0, 1),
+    "input_noise_uint8": (L.InputNoise, dict(stddev=2.0, seed=1), (2, 6), "uint8", (2, 6), "float32", 0, 0, 1),
+    "batchnorm_dense": (L.BatchNormalization, dict(momentum=0.5), (4, 3), "float32", (4, 3), "float32", 2, 2, 0),
+    "batchnorm_per_position": (L.BatchNormalization, dict(axis=(1, 2, 3), scale=False), (4, 3, 2, 2), "float32",
+                               (4, 3, 2, 2), "float32", 1, 2, 0),
+    "batchnorm_uint8": (L.BatchNormalization, dict(), (4, 5, 5, 3), "uint8", (4, 5, 5, 3), "float32", 2, 2, 0),
+    "random_flip": (L.RandomFlip, dict(seed=1), (2, 8, 8, 3), "float32", (2, 8, 8, 3), "float32", 0, 0, 1),
+    "random_flip_one_image_vertical": (L.RandomFlip, dict(mode="vertical", seed=1), (8, 7, 3), "uint8", (8, 7, 3),
+                                       "float32", 0, 0, 1),
+    "random_flip_channels_first": (L.RandomFlip, dict(mode="horizontal_and_vertical", seed=1, data_format=CF),
+                                   (2, 3, 8, 7), "float32", (2, 3, 8, 7), "float32", 0, 0, 1),
+    "random_crop": (L.RandomCrop, dict(height=5, width=4, seed=1), (2, 8, 8, 3), "uint8", (2, 5, 4, 3), "float32",
+                    0, 0, 1),
+    "random_crop_one_image": (L.RandomCrop, dict(height=5, width=4, seed=1), (8, 7, 3), "float32", (5, 4, 3),
+                              "float32", 0, 0, 1),
+    "random_crop_channels_first": (L.RandomCrop, dict(height=5, width=4, seed=1, data_format=CF), (2, 3, 8, 7),
+                                   "float32", (2, 3, 5, 4), "float32", 0, 0, 1),
+    "random_rotation": (L.RandomRotation, dict(factor=0.1, seed=1), (2, 8, 8, 3), "uint8", (2, 8, 8, 3), "float32",
+                        0, 0, 1),
+    "random_rotation_one_image_nearest": (L.RandomRotation, dict(factor=(-0.2, 0.1), fill_mode="wrap",
+                                                                 interpolation="nearest", seed=1),
+                                          (8, 7, 3), "float32", (8, 7, 3), "float32", 0, 0, 1),
+    "random_rotation_channels_first": (L.RandomRotation, dict(max_angle_degrees=20, fill_mode="constant",
+                                                              fill_value=0.5, seed=1, data_format=CF),
+                                       (2, 3, 8, 7), "float32", (2, 3, 8, 7), "float32", 0, 0, 1),
+}
+# the layers that normalise or draw only in training: the harness calls them with training=True
+TRAINING_ONLY = (L.Dropout, L.InputNoise, L.BatchNormalization)
+
+
+@pytest.mark.parametrize("name", sorted(HARNESS))
+def test_dropout_input_noise_eq20_random_flip_random_crop_random_rotation_keras_layer_harness(name):
+    cls, kwargs, shape, dtype, out_shape, out_dtype, n_train, n_fixed, n_seeds = HARNESS[name]
+    lc.harness().run_layer_test(
+        cls, init_kwargs=kwargs, input_shape=shape, input_dtype=dtype,
+        call_kwargs={"training": True} if cls in TRAINING_ONLY else {},
+        expected_output_shape=out_shape, expected_output_dtype=out_dtype,
+        expected_num_trainable_weights=n_train, expected_num_non_trainable_weights=n_fixed,
+        expected_num_non_trainable_variables=n_fixed + n_seeds, expected_num_seed_generators=n_seeds,
+        supports_masking=cls in TRAINING_ONLY)
+
+
+TWINS = {
+    "dropout": (lambda: L.Dropout(0.5, seed=1), lambda: keras.layers.Dropout(0.5, seed=1), (2, 6)),
+    "input_noise": (lambda: L.InputNoise(0.5, seed=1), lambda: keras.layers.GaussianNoise(0.5, seed=1), (2, 6)),
+    "batchnorm": (lambda: L.BatchNormalization(), lambda: keras.layers.BatchNormalization(), (2, 4, 4, 3)),
+    "random_flip": (lambda: L.RandomFlip("horizontal", seed=1), lambda: keras.layers.RandomFlip("horizontal", seed=1),
+                    (2, 8, 8, 3)),
+    "random_crop": (lambda: L.RandomCrop(5, 4, seed=1), lambda: keras.layers.RandomCrop(5, 4, seed=1), (2, 8, 8, 3)),
+    "random_rotation": (lambda: L.RandomRotation(0.1, seed=1), lambda: keras.layers.RandomRotation(0.1, seed=1),
+                        (2, 8, 8, 3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TWINS))
+def test_dropout_input_noise_eq20_random_flip_random_crop_random_rotation_weights_line_up_with_the_keras_twin(name):
+    ours, twin, shape = (f() if callable(f) else f for f in TWINS[name])
+    x = np.random.default_rng(0).uniform(size=shape).astype(np.float32)
+    ours(x, training=True), twin(x, training=True)
+    assert [(w.name, tuple(w.shape)) for w in ours.weights] == [(w.name, tuple(w.shape)) for w in twin.weights]
+    assert [w.trainable for w in ours.weights] == [w.trainable for w in twin.weights]
+    assert len(ours.variables) == len(twin.variables)  # the seed state: in variables, not in weights
+    assert all(v.dtype in ("float32", "int64") for v in ours.variables)
+
+
+def _stack(lib):
+    """A model of every layer (the Keras twins when ``lib`` is keras.layers); same names, same order."""
+    ko = lib is L
+    inp = keras.Input((8, 8, 3))
+    h = (L.InputNoise(0.1, seed=1, name="noise") if ko else keras.layers.GaussianNoise(0.1, seed=1, name="noise"))(inp)
+    h = lib.RandomFlip("horizontal", seed=2, name="flip")(h)
+    h = lib.RandomRotation(0.05, seed=3, name="rotation")(h)
+    h = lib.RandomCrop(6, 6, seed=4, name="crop")(h)
+    h = keras.layers.Conv2D(4, 3, use_bias=False, kernel_initializer=keras.initializers.GlorotUniform(0),
+                            name="conv")(h)
+    h = lib.BatchNormalization(momentum=0.5, name="bn")(h)
+    h = lib.Dropout(0.5, seed=5, name="dropout")(keras.layers.Flatten(name="flat")(h))
+    return keras.Model(inp, keras.layers.Dense(2, kernel_initializer=keras.initializers.GlorotUniform(1),
+                                               name="dense")(h))
+
+
+X = np.random.default_rng(1).uniform(size=(8, 8, 8, 3)).astype(np.float32)
+Y = np.random.default_rng(2).normal(size=(8, 2)).astype(np.float32)
+
+
+def _compiled(model):
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse", jit_compile=True)
+    return model
+
+
+def test_dropout_input_noise_eq20_random_flip_random_crop_random_rotation_weights_from_the_keras_twin_load(tmp_path):
+    twin = _compiled(_stack(keras.layers))
+    twin.fit(X, Y, epochs=1, batch_size=4, verbose=0, shuffle=False)  # moving statistics move away from 0 / 1
+    twin.save_weights(tmp_path / "twin.weights.h5")
+    ours = _stack(L)
+    assert [w.shape for w in ours.weights] == [w.shape for w in twin.weights]
+    ours.load_weights(tmp_path / "twin.weights.h5")
+    for a, b in zip(ours.weights, twin.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+    state = [v.numpy().copy() for v in ours.variables if "seed_generator" in v.path]
+    assert state, "the random layers keep their state when the file has none"
+    for v, before in zip([v for v in ours.variables if "seed_generator" in v.path], state, strict=True):
+        np.testing.assert_array_equal(v.numpy(), before)
+    fresh = _stack(L)
+    fresh.set_weights(twin.get_weights())
+    for a, b in zip(fresh.weights, twin.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+
+
+def _train_and_continue(model, save, restore):
+    """Fit one epoch, save, fit one more (the reference); restore into a fresh model and fit that epoch again."""
+    model.fit(X, Y, epochs=1, batch_size=4, verbose=0, shuffle=False)
+    save(model)
+    model.fit(X, Y, epochs=1, batch_size=4, verbose=0, shuffle=False)
+    fresh = _compiled(_stack(L))
+    fresh.fit(X[:4], Y[:4], epochs=1, batch_size=4, verbose=0)  # build and move every state elsewhere
+    restore(fresh)
+    fresh.fit(X, Y, epochs=1, batch_size=4, verbose=0, shuffle=False)
+    for a, b in zip(fresh.variables, model.variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+
+
+def test_dropout_input_noise_random_flip_random_crop_random_rotation_rng_state_through_weight_files(tmp_path):
+    path = tmp_path / "m.weights.h5"
+    _train_and_continue(_compiled(_stack(L)), lambda m: m.save_weights(path), lambda m: m.load_weights(path))
+
+
+def test_dropout_input_noise_random_flip_random_crop_random_rotation_rng_state_through_tf_checkpoint(tmp_path):
+    saved = {}
+
+    def save(model):
+        saved["path"] = tf.train.Checkpoint(model=model, optimizer=model.optimizer).write(str(tmp_path / "ckpt"))
+
+    def restore(model):
+        tf.train.Checkpoint(model=model, optimizer=model.optimizer).read(saved["path"]).assert_consumed()
+
+    _train_and_continue(_compiled(_stack(L)), save, restore)
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 2:
+            raise RuntimeError("interrupted")
+
+
+def test_dropout_input_noise_random_flip_random_crop_random_rotation_backup_and_restore_resumes_bit_identical(
+        tmp_path):
+    reference = _compiled(_stack(L))
+    reference.fit(X, Y, epochs=4, batch_size=4, verbose=0, shuffle=False)
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    first = _compiled(_stack(L))
+    with pytest.raises(RuntimeError, match="interrupted"):
+        first.fit(X, Y, epochs=4, batch_size=4, verbose=0, shuffle=False, callbacks=[backup, _Interrupt()])
+    resumed = _compiled(_stack(L))  # a new process would build the model anew: same seeds, state from the backup
+    resumed(X[:1])
+    resumed.fit(X, Y, epochs=4, batch_size=4, verbose=0, shuffle=False, callbacks=[backup])
+    for a, b in zip(resumed.variables, reference.variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+    for a, b in zip(resumed.optimizer.variables, reference.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
