@@ -24,6 +24,7 @@ def _reduction(ndim, axis):
     return tuple(a for a in range(ndim) if a not in keep)
 
 
+@pytest.mark.spec("eq20")
 @given(st.sampled_from(CASES), st.data(), epsilons)
 def test_eq20_math_matches_spec(case, data, eps):
     shape, axis = case
@@ -55,6 +56,7 @@ def jitted_bn():
     return layer, tf.function(lambda t: layer(t, training=True), jit_compile=True)
 
 
+@pytest.mark.spec("eq20")
 @given(st.data(), st.floats(1.0, 100.0))
 def test_eq20_training_output_has_zero_mean_unit_variance(jitted_bn, data, scale):
     layer, fn = jitted_bn
@@ -71,6 +73,7 @@ def test_eq20_training_output_has_zero_mean_unit_variance(jitted_bn, data, scale
     assert np.all(np.abs(y.var(axis=(0, 1, 2)) - s2 / (s2 + 1e-3)) < tol)
 
 
+@pytest.mark.spec("eq20")
 def test_eq20_moving_statistics_momentum_direction_and_unbiased_variance():
     rng = np.random.default_rng(1)
     x = rng.normal(2.0, 3.0, size=(8, 5)).astype(np.float32)
@@ -81,6 +84,7 @@ def test_eq20_moving_statistics_momentum_direction_and_unbiased_variance():
     assert_conforms(layer.moving_variance.numpy(), 0.9 * 1.0 + 0.1 * var, eq="eq20", rtol=1e-5)
 
 
+@pytest.mark.spec("eq20")
 def test_eq20_inference_uses_moving_statistics():
     rng = np.random.default_rng(2)
     layer = L.BatchNormalization(momentum=0.0, epsilon=1e-2)
@@ -95,6 +99,7 @@ def test_eq20_inference_uses_moving_statistics():
     assert_conforms(layer(x, training=True), want, eq="eq20", rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.spec("eq20")
 def test_eq20_literal_per_position_axis():
     x = np.random.default_rng(3).normal(size=(5, 3, 4, 2)).astype(np.float32)
     layer = L.BatchNormalization(axis=(1, 2, 3), epsilon=1e-3)
@@ -125,6 +130,7 @@ def test_eq20_dynamic_batch_of_one_leaves_the_moving_variance_unchanged():
 EPS = {"float16": 2.0 ** -10, "bfloat16": 2.0 ** -7, "float32": 2.0 ** -23, "float64": 2.0 ** -52}
 
 
+@pytest.mark.spec("eq20")
 @pytest.mark.parametrize("policy", ["float64", "float16", "bfloat16", "mixed_float16", "mixed_bfloat16"])
 def test_eq20_training_under_every_dtype_policy(policy):
     """Issue 12 bug 2: consistent dtypes throughout, moving statistics included. The output is the spec's
@@ -151,6 +157,7 @@ def test_eq20_training_under_every_dtype_policy(policy):
     assert keras.backend.standardize_dtype(fn(tf.constant(x, compute)).dtype) == compute
 
 
+@pytest.mark.spec("eq20")
 def test_eq20_masked_statistics_as_keras_computes_them():
     """Issue 12 bug 5: the padded steps (mask False) enter no statistic: moving mean [1.5, 5.0] (Keras'
     value), not [0.75, 2.5]; the moving variance is the unbiased masked one (m = 2 values per feature)."""
@@ -168,6 +175,7 @@ def test_eq20_masked_statistics_as_keras_computes_them():
     assert ours.compute_mask(x, mask) is mask
 
 
+@pytest.mark.spec("eq20")
 @given(st.sampled_from([(3, 5, 2), (2, 4, 4, 3)]), st.data())
 def test_eq20_masked_moments_math_matches_spec(shape, data):
     x = data.draw(arrays(shape, -10, 10, dtype=np.float32))
@@ -242,6 +250,7 @@ def test_eq20_regularizers_and_constraints_of_gamma_and_beta():
     np.testing.assert_array_equal(layer.beta.numpy(), [0.0, 0.5, 2.0])
 
 
+@pytest.mark.spec("eq20")
 def test_eq20_mixed_precision():
     layer = L.BatchNormalization(dtype="mixed_float16")
     x = np.random.default_rng(4).normal(5.0, 2.0, size=(16, 4)).astype(np.float16)

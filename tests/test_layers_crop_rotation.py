@@ -18,6 +18,7 @@ from tests.strategies import IMAGE_SHAPE_BUCKETS, arrays, as_float32
 CROPS = {(2, 8, 8, 1): (5, 3), (3, 9, 7, 2): (9, 4), (4, 16, 16, 3): (12, 12)}
 
 
+@pytest.mark.spec("random_crop")
 @given(st.sampled_from(IMAGE_SHAPE_BUCKETS), st.data())
 def test_random_crop_math_matches_spec(shape, data):
     n, h, w, _ = shape
@@ -47,6 +48,7 @@ def test_random_crop_is_a_sub_window_of_its_input(crop_fns, shape, data):
                    for j in range(w - cw + 1))
 
 
+@pytest.mark.spec("random_crop")
 def test_random_crop_centre_at_inference_and_offsets_cover_the_range():
     x = np.arange(2 * 9 * 7, dtype=np.float32).reshape(2, 9, 7, 1)
     layer = L.RandomCrop(4, 4, seed=0)
@@ -61,6 +63,7 @@ def test_random_crop_centre_at_inference_and_offsets_cover_the_range():
 angles = st.floats(-np.pi, np.pi)
 
 
+@pytest.mark.spec("random_rotation")
 @given(st.sampled_from(IMAGE_SHAPE_BUCKETS), st.data(), st.floats(-10, 10, width=32))
 def test_random_rotation_math_matches_spec(shape, data, fill):
     x = data.draw(arrays(shape, -10, 10, dtype=np.float32))
@@ -94,6 +97,7 @@ def test_random_rotation_angles_stay_within_the_bound():
     assert np.all(np.abs(theta) < 20.5) and theta.max() > 15 and theta.min() < -15
 
 
+@pytest.mark.spec("random_rotation")
 def test_random_rotation_fill_index_math_matches_spec():
     n_values = (1, 2, 5)
     positions = np.arange(-23, 24)
@@ -108,6 +112,7 @@ def test_random_rotation_fill_index_math_matches_spec():
 ROT_SHAPES = ((2, 8, 8, 1), (2, 7, 5, 2))
 
 
+@pytest.mark.spec("random_rotation")
 @pytest.mark.parametrize("interpolation", m.INTERPOLATIONS)
 @pytest.mark.parametrize("fill_mode", m.FILL_MODES)
 @given(shape=st.sampled_from(ROT_SHAPES), data=st.data())
@@ -146,6 +151,7 @@ def test_random_rotation_every_fill_mode_and_interpolation_compiles_under_xla(fi
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)  # the same XLA kernel, inlined or called
 
 
+@pytest.mark.spec("random_rotation")
 def test_random_rotation_spec_forms_agree():
     """The pixel-by-pixel random_rotation with constant fill is the vectorised random_rotation_bilinear."""
     x = np.random.default_rng(4).normal(size=(2, 7, 6, 2))

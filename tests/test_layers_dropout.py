@@ -18,6 +18,7 @@ from tests.strategies import arrays, as_float32, shapes
 rates = st.floats(0.0, 0.95)
 
 
+@pytest.mark.spec("dropout")
 @given(st.data(), shapes(), rates)
 def test_dropout_math_matches_spec(data, shape, rate):
     x = data.draw(arrays(shape, dtype=np.float32))

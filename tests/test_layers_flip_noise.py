@@ -17,6 +17,7 @@ from tests.assertions import assert_conforms
 from tests.strategies import IMAGE_SHAPE_BUCKETS, SHAPE_BUCKETS, arrays, as_float32, log_uniform
 
 
+@pytest.mark.spec("random_flip")
 @given(st.sampled_from(IMAGE_SHAPE_BUCKETS), st.data())
 def test_random_flip_math_matches_spec(shape, data):
     x = data.draw(arrays(shape, dtype=np.float32))
@@ -48,6 +49,7 @@ def test_random_flip_probability_is_one_half():
     assert abs(flipped.mean() - 0.5) < 6 * np.sqrt(0.25 / n)
 
 
+@pytest.mark.spec("random_flip")
 @given(st.sampled_from(IMAGE_SHAPE_BUCKETS), st.data())
 def test_random_flip_up_down_math_matches_spec(shape, data):
     x = data.draw(arrays(shape, dtype=np.float32))
@@ -91,6 +93,7 @@ def test_random_flip_frequency_check_rejects_keras_single_draw_for_both_flips():
     assert set(np.unique(_flip_outcomes(FLIP_X, keras_y))) <= {0, 3}
 
 
+@pytest.mark.spec("input_noise")
 @given(st.sampled_from(SHAPE_BUCKETS), st.data(), log_uniform(-3, 1))
 def test_input_noise_math_matches_spec(shape, data, stddev):
     x = data.draw(arrays(shape, dtype=np.float32))

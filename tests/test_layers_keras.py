@@ -51,7 +51,7 @@ TRAINING_ONLY = (L.Dropout, L.InputNoise, L.BatchNormalization)
 
 
 @pytest.mark.parametrize("name", sorted(HARNESS))
-def test_dropout_input_noise_eq20_random_flip_random_crop_random_rotation_keras_layer_harness(name):
+def test_keras_layer_harness(name):
     cls, kwargs, shape, dtype, out_shape, out_dtype, n_train, n_fixed, n_seeds = HARNESS[name]
     lc.harness().run_layer_test(
         cls, init_kwargs=kwargs, input_shape=shape, input_dtype=dtype,
@@ -75,7 +75,7 @@ TWINS = {
 
 
 @pytest.mark.parametrize("name", sorted(TWINS))
-def test_dropout_input_noise_eq20_random_flip_random_crop_random_rotation_weights_line_up_with_the_keras_twin(name):
+def test_weights_line_up_with_the_keras_twin(name):
     ours, twin, shape = (f() if callable(f) else f for f in TWINS[name])
     x = np.random.default_rng(0).uniform(size=shape).astype(np.float32)
     ours(x, training=True), twin(x, training=True)
@@ -110,7 +110,7 @@ def _compiled(model):
     return model
 
 
-def test_dropout_input_noise_eq20_random_flip_random_crop_random_rotation_weights_from_the_keras_twin_load(tmp_path):
+def test_weights_written_from_the_keras_twins_load(tmp_path):
     twin = _compiled(_stack(keras.layers))
     twin.fit(X, Y, epochs=1, batch_size=4, verbose=0, shuffle=False)  # moving statistics move away from 0 / 1
     twin.save_weights(tmp_path / "twin.weights.h5")
@@ -142,12 +142,12 @@ def _train_and_continue(model, save, restore):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
 
 
-def test_dropout_input_noise_random_flip_random_crop_random_rotation_rng_state_through_weight_files(tmp_path):
+def test_rng_state_through_weight_files(tmp_path):
     path = tmp_path / "m.weights.h5"
     _train_and_continue(_compiled(_stack(L)), lambda m: m.save_weights(path), lambda m: m.load_weights(path))
 
 
-def test_dropout_input_noise_random_flip_random_crop_random_rotation_rng_state_through_tf_checkpoint(tmp_path):
+def test_rng_state_through_tf_checkpoint(tmp_path):
     saved = {}
 
     def save(model):
@@ -165,8 +165,7 @@ class _Interrupt(keras.callbacks.Callback):
             raise RuntimeError("interrupted")
 
 
-def test_dropout_input_noise_random_flip_random_crop_random_rotation_backup_and_restore_resumes_bit_identical(
-        tmp_path):
+def test_backup_and_restore_resumes_bit_identical(tmp_path):
     reference = _compiled(_stack(L))
     reference.fit(X, Y, epochs=4, batch_size=4, verbose=0, shuffle=False)
     backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))

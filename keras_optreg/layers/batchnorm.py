@@ -82,9 +82,9 @@ class BatchNormalization(keras.layers.Layer):
             initializers (names, dicts or objects) of the four weights.
         beta_regularizer, gamma_regularizer: optional regularizers of beta and gamma.
         beta_constraint, gamma_constraint: optional constraints of beta and gamma.
-        synchronized: bool, global-batch statistics under a ``tf.distribute`` strategy (TensorFlow only).
         renorm, renorm_clipping, renorm_momentum: Keras' batch-renormalization arguments, accepted at
             their defaults only (False, None, any momentum in [0, 1)).
+        synchronized: bool, global-batch statistics under a ``tf.distribute`` strategy (TensorFlow only).
         **kwargs: base layer arguments (``name``, ``dtype``).
     """
 
@@ -92,7 +92,7 @@ class BatchNormalization(keras.layers.Layer):
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones",
                  beta_regularizer=None, gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
-                 synchronized=False, renorm=False, renorm_clipping=None, renorm_momentum=0.99, **kwargs):
+                 renorm=False, renorm_clipping=None, renorm_momentum=0.99, synchronized=False, **kwargs):
         super().__init__(**kwargs)
         self.axis = _axes(axis)
         self.synchronized = _validation.boolean("synchronized", synchronized)
