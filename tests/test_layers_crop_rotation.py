@@ -184,3 +184,18 @@ def test_random_crop_and_random_rotation_keras_integration(name, tmp_path):
 def test_random_rotation_keras_integration():
     # named for the spec id; the shared checks run in the parametrized test above
     assert np.array_equal(np.asarray(MAKERS["rotation"]()(IMG, training=False)), IMG)
+
+
+@pytest.mark.parametrize("augment", [lambda: L.RandomCrop(6, 6, seed=1), lambda: L.RandomRotation(0.1, seed=1)],
+                         ids=["crop", "rotation"])
+def test_random_crop_random_rotation_uint8_input_into_conv2d_fits(augment):
+    """Issue 12 bug 4: Input(dtype="uint8") -> augmentation -> Conv2D builds and trains (float32 between)."""
+    inp = keras.Input((8, 8, 1), dtype="uint8")
+    h = augment()(inp)
+    assert h.dtype == "float32"
+    h = keras.layers.Conv2D(2, 3, kernel_initializer=keras.initializers.GlorotUniform(0))(h)
+    model = keras.Model(inp, keras.layers.Dense(1)(keras.layers.Flatten()(h)))
+    model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    x = np.random.default_rng(0).integers(0, 256, size=(8, 8, 8, 1)).astype(np.uint8)
+    hist = model.fit(x, np.zeros((8, 1), np.float32), epochs=1, batch_size=4, verbose=0)
+    assert np.isfinite(hist.history["loss"][0])

@@ -179,3 +179,32 @@ def test_backup_and_restore_resumes_bit_identical(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
     for a, b in zip(resumed.optimizer.variables, reference.optimizer.variables, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
+
+
+POLICY_EPS = {"float64": 2.0 ** -52, "float16": 2.0 ** -10, "bfloat16": 2.0 ** -7}
+RANDOM_LAYERS = {"dropout": lambda **kw: L.Dropout(0.3, seed=3, **kw),
+                 "input_noise": lambda **kw: L.InputNoise(0.5, seed=3, **kw),
+                 "random_flip": lambda **kw: L.RandomFlip("horizontal_and_vertical", seed=3, **kw),
+                 "random_crop": lambda **kw: L.RandomCrop(6, 5, seed=3, **kw),
+                 "random_rotation": lambda **kw: L.RandomRotation(0.1, seed=3, **kw)}
+X_POLICY = np.random.default_rng(5).normal(1.0, 2.0, size=(4, 8, 8, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("policy", sorted(POLICY_EPS))
+@pytest.mark.parametrize("name", sorted(RANDOM_LAYERS))
+def test_random_layers_under_every_dtype_policy(name, policy):
+    """Output in the policy's compute dtype; values = the float32 layer's (same seed, same draws) within
+    rounding the input and the output to that dtype (4 eps of the output scale; float64 draws in float32
+    and matches the float32 layer to float32's rounding, 4 * 2**-23; the rotation's float32 sample
+    coordinates allow 2e-4, as in test_random_rotation_math_matches_spec)."""
+    layer = RANDOM_LAYERS[name](dtype=policy)
+    reference = RANDOM_LAYERS[name]()
+    x_low = np.asarray(keras.ops.cast(keras.ops.cast(X_POLICY, policy), "float32"))
+    y = layer(X_POLICY, training=True)
+    assert keras.backend.standardize_dtype(y.dtype) == policy
+    want = np.asarray(reference(x_low, training=True), np.float64)
+    atol = 4 * max(POLICY_EPS[policy], 2.0 ** -23) * float(np.max(np.abs(want)))
+    if name == "random_rotation":  # float32 vs float64 sample coordinates: the bound of the rotation's spec test
+        atol = max(atol, 2e-4)
+    np.testing.assert_allclose(np.asarray(keras.ops.cast(y, "float64")), want, rtol=0, atol=atol)
+    assert layer.variables[0].dtype == "int64" and not layer.weights
