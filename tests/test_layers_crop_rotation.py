@@ -199,3 +199,20 @@ def test_random_crop_random_rotation_uint8_input_into_conv2d_fits(augment):
     x = np.random.default_rng(0).integers(0, 256, size=(8, 8, 8, 1)).astype(np.uint8)
     hist = model.fit(x, np.zeros((8, 1), np.float32), epochs=1, batch_size=4, verbose=0)
     assert np.isfinite(hist.history["loss"][0])
+
+
+@pytest.mark.parametrize("interpolation", m.INTERPOLATIONS)
+def test_random_rotation_fill_modes_agree_with_keras_except_wrap(interpolation):
+    """Fixed angles ((f, f) turns: no randomness): reflect, nearest and constant give Keras' RandomRotation
+    output to float32 rounding of the sample coordinates; wrap is the documented deviation (TensorFlow's
+    kernel clamps a coordinate within a pixel of the seam, so it reads the far edge's pixel)."""
+    x = np.random.default_rng(0).uniform(size=(1, 9, 7, 1)).astype(np.float32)
+    for f in (0.03, 0.25):
+        for mode in m.FILL_MODES:
+            ours = np.asarray(L.RandomRotation((f, f), fill_mode=mode, interpolation=interpolation, seed=1)(x))
+            twin = np.asarray(keras.layers.RandomRotation((f, f), fill_mode=mode, interpolation=interpolation,
+                                                          seed=1)(x))
+            if mode == "wrap":
+                assert np.abs(ours - twin).max() > 0.1, f
+            else:
+                np.testing.assert_allclose(ours, twin, rtol=0, atol=1e-5, err_msg=f"{mode}, factor {f}")

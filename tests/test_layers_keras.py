@@ -208,3 +208,15 @@ def test_random_layers_under_every_dtype_policy(name, policy):
         atol = max(atol, 2e-4)
     np.testing.assert_allclose(np.asarray(keras.ops.cast(y, "float64")), want, rtol=0, atol=atol)
     assert layer.variables[0].dtype == "int64" and not layer.weights
+
+
+def test_rng_state_from_a_keras_optreg_0_1_store_loads():
+    """keras_optreg 0.1 saved the state as the random layer's one weight, entry "0" of its store."""
+    layer = L.Dropout(0.5, seed=1)
+    layer.load_own_variables({"0": np.array([9, 4], np.int32)})
+    np.testing.assert_array_equal(layer.rng_state.numpy(), [9, 4])
+    layer.load_own_variables({})  # a Keras twin's store: nothing to load, the state stays
+    np.testing.assert_array_equal(layer.rng_state.numpy(), [9, 4])
+    store = {}
+    layer.save_own_variables(store)
+    assert list(store) == ["rng_state"]

@@ -10,7 +10,8 @@ twin's. Unlike Keras, the state is saved: ``save_own_variables`` writes it as th
 ``"rng_state"`` beside the weights (``.keras`` and ``.weights.h5`` files, hence
 ``keras.callbacks.BackupAndRestore``), and on TensorFlow it is a checkpoint dependency named
 ``rng_state`` (``tf.train.Checkpoint``). A store without that entry (a file written from the Keras
-twin, which keeps no state) loads the weights and leaves the state as it is.
+twin, which keeps no state) loads the weights and leaves the state as it is; a file written by
+keras_optreg 0.1, which kept the state as the layer's only weight ``"0"``, loads it as the state.
 
 An unseeded layer draws its seed from Python's ``random`` (Keras' ``make_default_seed``), which
 ``keras.utils.set_random_seed`` seeds: the same seed in every process.
@@ -56,7 +57,7 @@ def tensorflow_backend():
 
 def compiled(fn):
     """``fn`` as one XLA kernel on TensorFlow (``tf.function(jit_compile=True)``, traced per static
-    argument, dtype and rank); ``fn`` itself on other backends (JAX compiles the whole step anyway).
+    argument, dtype and shape); ``fn`` itself on other backends (JAX compiles the whole step anyway).
 
     Under a plain ``tf.function`` (Keras' ``jit_compile=False``, ``tf.data``'s map) the hash RNG and the
     gather-based image math would otherwise run as dozens of small TensorFlow ops, several times the
@@ -105,6 +106,9 @@ class SeededLayer(keras.layers.Layer):
 
     def load_own_variables(self, store):
         keys = list(store.keys())
+        if "rng_state" not in keys and keys == ["0"] and not self.weights:
+            keys = ["rng_state"]  # a file from keras_optreg 0.1, which kept the state as the layer's one weight
+            store = {"rng_state": store["0"]}
         if "rng_state" in keys:
             self.seed_generator.state.assign(store["rng_state"])
         super().load_own_variables({k: store[k] for k in keys if k != "rng_state"})
