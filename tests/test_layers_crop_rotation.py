@@ -109,14 +109,13 @@ def test_random_rotation_fill_index_math_matches_spec():
             np.testing.assert_array_equal(got[inside], want[inside], err_msg=f"{mode}, n={n}")
 
 
-ROT_SHAPES = ((2, 8, 8, 1), (2, 7, 5, 2))
+ROT_SHAPES = ((2, 6, 6, 1), (2, 7, 5, 2))
 
 
 @pytest.mark.spec("random_rotation")
-@pytest.mark.parametrize("interpolation", m.INTERPOLATIONS)
-@pytest.mark.parametrize("fill_mode", m.FILL_MODES)
-@given(shape=st.sampled_from(ROT_SHAPES), data=st.data())
-def test_random_rotation_fill_modes_and_interpolations_match_spec(fill_mode, interpolation, shape, data):
+@given(shape=st.sampled_from(ROT_SHAPES), fill_mode=st.sampled_from(m.FILL_MODES),
+       interpolation=st.sampled_from(m.INTERPOLATIONS), data=st.data())
+def test_random_rotation_fill_modes_and_interpolations_match_spec(shape, fill_mode, interpolation, data):
     x = data.draw(arrays(shape, -10, 10, dtype=np.float32))
     th = as_float32(data.draw(st.lists(angles, min_size=shape[0], max_size=shape[0])))
     fill = float(as_float32(data.draw(st.floats(-10, 10))))
@@ -207,7 +206,7 @@ def test_random_rotation_fill_modes_agree_with_keras_except_wrap(interpolation):
     output to float32 rounding of the sample coordinates; wrap is the documented deviation (TensorFlow's
     kernel clamps a coordinate within a pixel of the seam, so it reads the far edge's pixel)."""
     x = np.random.default_rng(0).uniform(size=(1, 9, 7, 1)).astype(np.float32)
-    for f in (0.03, 0.25):
+    for f in (0.1,):
         for mode in m.FILL_MODES:
             ours = np.asarray(L.RandomRotation((f, f), fill_mode=mode, interpolation=interpolation, seed=1)(x))
             twin = np.asarray(keras.layers.RandomRotation((f, f), fill_mode=mode, interpolation=interpolation,

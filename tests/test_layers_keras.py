@@ -17,34 +17,26 @@ CF = "channels_first"
 #        trainable weights, non-trainable weights, seed generators)
 HARNESS = {
     "dropout": (L.Dropout, dict(rate=0.5, seed=1), (2, 3, 4), "float32", (2, 3, 4), "float32", 0, 0, 1),
-    "dropout_noise_shape": (L.Dropout, dict(rate=0.3, noise_shape=(None, 1, 4), seed=1), (2, 3, 4), "float32",
+    "dropout_noise_shape": (L.Dropout, dict(rate=0.3, noise_shape=(None, 1, 4), seed=1), (2, 3, 4), "uint8",
                             (2, 3, 4), "float32", 0, 0, 1),
-    "dropout_uint8": (L.Dropout, dict(rate=0.3, seed=1), (2, 5), "uint8", (2, 5), "float32", 0, 0, 1),
     "input_noise": (L.InputNoise, dict(stddev=0.5, seed=1), (2, 3, 4), "float32", (2, 3, 4), "float32", 0, 0, 1),
-    "input_noise_uint8": (L.InputNoise, dict(stddev=2.0, seed=1), (2, 6), "uint8", (2, 6), "float32", 0, 0, 1),
     "batchnorm_dense": (L.BatchNormalization, dict(momentum=0.5), (4, 3), "float32", (4, 3), "float32", 2, 2, 0),
     "batchnorm_per_position": (L.BatchNormalization, dict(axis=(1, 2, 3), scale=False), (4, 3, 2, 2), "float32",
                                (4, 3, 2, 2), "float32", 1, 2, 0),
-    "batchnorm_uint8": (L.BatchNormalization, dict(), (4, 5, 5, 3), "uint8", (4, 5, 5, 3), "float32", 2, 2, 0),
-    "random_flip": (L.RandomFlip, dict(seed=1), (2, 8, 8, 3), "float32", (2, 8, 8, 3), "float32", 0, 0, 1),
-    "random_flip_one_image_vertical": (L.RandomFlip, dict(mode="vertical", seed=1), (8, 7, 3), "uint8", (8, 7, 3),
-                                       "float32", 0, 0, 1),
-    "random_flip_channels_first": (L.RandomFlip, dict(mode="horizontal_and_vertical", seed=1, data_format=CF),
-                                   (2, 3, 8, 7), "float32", (2, 3, 8, 7), "float32", 0, 0, 1),
+    "random_flip": (L.RandomFlip, dict(seed=1), (2, 8, 8, 3), "uint8", (2, 8, 8, 3), "float32", 0, 0, 1),
+    "random_flip_one_image_channels_first": (L.RandomFlip, dict(mode="horizontal_and_vertical", seed=1,
+                                                                data_format=CF),
+                                             (3, 8, 7), "float32", (3, 8, 7), "float32", 0, 0, 1),
     "random_crop": (L.RandomCrop, dict(height=5, width=4, seed=1), (2, 8, 8, 3), "uint8", (2, 5, 4, 3), "float32",
                     0, 0, 1),
-    "random_crop_one_image": (L.RandomCrop, dict(height=5, width=4, seed=1), (8, 7, 3), "float32", (5, 4, 3),
-                              "float32", 0, 0, 1),
-    "random_crop_channels_first": (L.RandomCrop, dict(height=5, width=4, seed=1, data_format=CF), (2, 3, 8, 7),
-                                   "float32", (2, 3, 5, 4), "float32", 0, 0, 1),
+    "random_crop_one_image_channels_first": (L.RandomCrop, dict(height=5, width=4, seed=1, data_format=CF),
+                                             (3, 8, 7), "float32", (3, 5, 4), "float32", 0, 0, 1),
     "random_rotation": (L.RandomRotation, dict(factor=0.1, seed=1), (2, 8, 8, 3), "uint8", (2, 8, 8, 3), "float32",
                         0, 0, 1),
-    "random_rotation_one_image_nearest": (L.RandomRotation, dict(factor=(-0.2, 0.1), fill_mode="wrap",
-                                                                 interpolation="nearest", seed=1),
-                                          (8, 7, 3), "float32", (8, 7, 3), "float32", 0, 0, 1),
-    "random_rotation_channels_first": (L.RandomRotation, dict(max_angle_degrees=20, fill_mode="constant",
-                                                              fill_value=0.5, seed=1, data_format=CF),
-                                       (2, 3, 8, 7), "float32", (2, 3, 8, 7), "float32", 0, 0, 1),
+    "random_rotation_one_image_channels_first": (L.RandomRotation, dict(factor=(-0.2, 0.1), fill_mode="wrap",
+                                                                        interpolation="nearest", seed=1,
+                                                                        data_format=CF),
+                                                 (3, 8, 7), "float32", (3, 8, 7), "float32", 0, 0, 1),
 }
 # the layers that normalise or draw only in training: the harness calls them with training=True
 TRAINING_ONLY = (L.Dropout, L.InputNoise, L.BatchNormalization)
@@ -93,8 +85,6 @@ def _stack(lib):
     h = lib.RandomFlip("horizontal", seed=2, name="flip")(h)
     h = lib.RandomRotation(0.05, seed=3, name="rotation")(h)
     h = lib.RandomCrop(6, 6, seed=4, name="crop")(h)
-    h = keras.layers.Conv2D(4, 3, use_bias=False, kernel_initializer=keras.initializers.GlorotUniform(0),
-                            name="conv")(h)
     h = lib.BatchNormalization(momentum=0.5, name="bn")(h)
     h = lib.Dropout(0.5, seed=5, name="dropout")(keras.layers.Flatten(name="flat")(h))
     return keras.Model(inp, keras.layers.Dense(2, kernel_initializer=keras.initializers.GlorotUniform(1),
@@ -106,7 +96,10 @@ Y = np.random.default_rng(2).normal(size=(8, 2)).astype(np.float32)
 
 
 def _compiled(model):
-    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse", jit_compile=True)
+    # without XLA for the whole step: the layers' kernels are XLA-compiled either way, the state handling under
+    # test is the same, and a whole-model XLA compile per model would add seconds (each layer's fit under
+    # jit_compile=True: tests/layer_checks.fit_runs_under_xla)
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse", jit_compile=False)
     return model
 
 
@@ -129,34 +122,28 @@ def test_weights_written_from_the_keras_twins_load(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
 
 
-def _train_and_continue(model, save, restore):
-    """Fit one epoch, save, fit one more (the reference); restore into a fresh model and fit that epoch again."""
+def test_rng_state_through_weight_files_and_tf_checkpoint(tmp_path):
+    """Fit one epoch, save (.weights.h5 and tf.train.Checkpoint), fit one more (the reference); restore each
+    into a fresh model whose every state moved elsewhere, fit that epoch again: every variable bit-identical."""
+    model = _compiled(_stack(L))
     model.fit(X, Y, epochs=1, batch_size=4, verbose=0, shuffle=False)
-    save(model)
+    model.save_weights(tmp_path / "m.weights.h5")
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer).write(str(tmp_path / "ckpt"))
     model.fit(X, Y, epochs=1, batch_size=4, verbose=0, shuffle=False)
-    fresh = _compiled(_stack(L))
-    fresh.fit(X[:4], Y[:4], epochs=1, batch_size=4, verbose=0)  # build and move every state elsewhere
-    restore(fresh)
-    fresh.fit(X, Y, epochs=1, batch_size=4, verbose=0, shuffle=False)
-    for a, b in zip(fresh.variables, model.variables, strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=a.path)
 
+    def from_h5(fresh):
+        fresh.load_weights(tmp_path / "m.weights.h5")
 
-def test_rng_state_through_weight_files(tmp_path):
-    path = tmp_path / "m.weights.h5"
-    _train_and_continue(_compiled(_stack(L)), lambda m: m.save_weights(path), lambda m: m.load_weights(path))
+    def from_checkpoint(fresh):
+        tf.train.Checkpoint(model=fresh, optimizer=fresh.optimizer).read(checkpoint).assert_consumed()
 
-
-def test_rng_state_through_tf_checkpoint(tmp_path):
-    saved = {}
-
-    def save(model):
-        saved["path"] = tf.train.Checkpoint(model=model, optimizer=model.optimizer).write(str(tmp_path / "ckpt"))
-
-    def restore(model):
-        tf.train.Checkpoint(model=model, optimizer=model.optimizer).read(saved["path"]).assert_consumed()
-
-    _train_and_continue(_compiled(_stack(L)), save, restore)
+    for restore in (from_h5, from_checkpoint):
+        fresh = _compiled(_stack(L))
+        fresh.fit(X[:4], Y[:4], epochs=1, batch_size=4, verbose=0)  # build, and move every state elsewhere
+        restore(fresh)
+        fresh.fit(X, Y, epochs=1, batch_size=4, verbose=0, shuffle=False)
+        for a, b in zip(fresh.variables, model.variables, strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"{restore.__name__}: {a.path}")
 
 
 class _Interrupt(keras.callbacks.Callback):

@@ -140,22 +140,19 @@ import json, os, sys
 os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 sys.path.insert(0, {root!r})
-import keras, numpy as np
 from tests.test_layers_random import draws_after_set_random_seed
 print(json.dumps(draws_after_set_random_seed({seed})))
 """
 
 
 def draws_after_set_random_seed(seed):
-    """Each unseeded random layer's seed and a digest of its first training output, after set_random_seed."""
+    """Each unseeded random layer's seed (its draws are a function of it: the tests above), and a digest of
+    one layer's first training output, after keras.utils.set_random_seed."""
     keras.utils.set_random_seed(seed)
-    x = np.linspace(0.0, 1.0, 2 * 6 * 6 * 3, dtype=np.float32).reshape(2, 6, 6, 3)
-    layers = [L.Dropout(0.5), L.InputNoise(0.1), L.RandomFlip(), L.RandomCrop(4, 4),
-              L.RandomRotation(0.1)]
-    out = {}
-    for layer in layers:
-        y = np.asarray(layer(x, training=True), np.float64)
-        out[type(layer).__name__] = [int(layer.rng_state.numpy()[0]), float(np.round(y.sum(), 6))]
+    layers = [L.Dropout(0.5), L.InputNoise(0.1), L.RandomFlip(), L.RandomCrop(4, 4), L.RandomRotation(0.1)]
+    out = {type(layer).__name__: int(layer.rng_state.numpy()[0]) for layer in layers}
+    x = np.linspace(0.0, 1.0, 256, dtype=np.float32)
+    out["Dropout output"] = float(np.asarray(layers[0](x, training=True), np.float64).sum())
     return out
 
 
@@ -166,4 +163,4 @@ def test_random_unseeded_layers_reproduce_across_processes_after_set_random_seed
     theirs = json.loads(child.stdout.strip().splitlines()[-1])
     assert theirs == draws_after_set_random_seed(7)
     other = draws_after_set_random_seed(8)
-    assert all(other[k][0] != theirs[k][0] for k in theirs)  # another seed, other seeds per layer
+    assert all(other[k] != theirs[k] for k in theirs)  # another seed, other seeds per layer
