@@ -86,11 +86,21 @@ def threshold(probability):
     return min(int(round(probability * 2.0 ** 32)), 2 ** 32 - 1)
 
 
+def signed_threshold(probability):
+    """:func:`threshold` as the int32 t - 2**31 that :func:`bits_below` compares with (a Python float in,
+    so a layer can pass the result as a tensor and one compiled kernel serves every probability)."""
+    return np.int32(threshold(probability) - 2 ** 31)
+
+
+def bits_below(state, shape, signed_t):
+    """Boolean draws: the unsigned comparison bits < t, as a signed one on both sides with the sign bit
+    flipped (``signed_t`` from :func:`signed_threshold`, a scalar or a scalar tensor)."""
+    return ops.less(ops.bitwise_xor(bits(state, shape), _SIGN), signed_t)
+
+
 def bernoulli(state, shape, probability):
-    """Boolean draws, True with ``probability``: the unsigned comparison bits < t, as a signed one on
-    both sides with the sign bit flipped."""
-    t = np.int32(threshold(probability) - 2 ** 31)
-    return ops.less(ops.bitwise_xor(bits(state, shape), _SIGN), t)
+    """Boolean draws, True with ``probability`` (a Python float)."""
+    return bits_below(state, shape, signed_threshold(probability))
 
 
 def uniform(state, shape):

@@ -9,6 +9,7 @@ checked by Hypothesis against ``keras_optreg_spec.unnumbered`` with the same dra
 
 from __future__ import annotations
 
+import keras
 from keras import ops
 
 FILL_MODES = ("reflect", "wrap", "nearest", "constant")
@@ -90,7 +91,7 @@ def random_rotation(images, angles, fill_mode="constant", interpolation="bilinea
     Spec: ``keras_optreg_spec.unnumbered.random_rotation`` (same conventions).
     """
     images = ops.convert_to_tensor(images)
-    work = "float64" if images.dtype == "float64" else "float32"
+    work = "float64" if keras.backend.standardize_dtype(images.dtype) == "float64" else "float32"
     flat = ops.cast(images, work)
     shape = ops.shape(images)
     n, h, w = shape[0], shape[1], shape[2]

@@ -20,8 +20,14 @@ def dropout_inverted(x, keep_mask, rate):
     x = ops.convert_to_tensor(x)
     # a multiply by the rounded 1/(1-rate), not a divide: XLA rewrites x/c as x*(1/c) anyway, so
     # this keeps eager and compiled outputs bit-identical.
-    scaled = x * ops.cast(1.0 / (1.0 - rate), x.dtype)
-    return ops.where(keep_mask, scaled, ops.zeros_like(x))
+    return dropout_scaled(x, keep_mask, ops.cast(1.0 / (1.0 - rate), x.dtype))
+
+
+def dropout_scaled(x, keep_mask, scale):
+    r""":func:`dropout_inverted` with its factor given: :math:`y = r \odot x \cdot s`, s the rounded
+    :math:`1/(1-\text{rate})` (a scalar tensor, so one compiled kernel serves every rate)."""
+    x = ops.convert_to_tensor(x)
+    return ops.where(keep_mask, x * ops.cast(scale, x.dtype), ops.zeros_like(x))
 
 
 def batchnorm_moments(x, reduction_axes):

@@ -16,9 +16,9 @@ def _mask_shape(shape, noise_shape):
     return shape if noise_shape is None else tuple(shape[i] if d is None else d for i, d in enumerate(noise_shape))
 
 
-def _dropout_train(x, state, rate, noise_shape):
-    keep = ops.logical_not(_random.bernoulli(state, _mask_shape(ops.shape(x), noise_shape), rate))
-    return _m.dropout_inverted(x, keep, rate)
+def _dropout_train(x, state, signed_t, scale, noise_shape):
+    keep = ops.logical_not(_random.bits_below(state, _mask_shape(ops.shape(x), noise_shape), signed_t))
+    return _m.dropout_scaled(x, keep, scale)
 
 
 def _noise_train(x, state, stddev):
@@ -93,7 +93,9 @@ class Dropout(SeededLayer):
         x = ops.cast(inputs, self.compute_dtype)
         if not training or self.rate == 0.0:
             return x
-        return _dropout_train_xla(x, self.next_state(), self.rate, self.noise_shape)
+        # the rate as tensors (threshold and rounded 1/(1 - rate)): one kernel per shape serves every rate
+        return _dropout_train_xla(x, self.next_state(), ops.convert_to_tensor(_random.signed_threshold(self.rate)),
+                                  ops.convert_to_tensor(1.0 / (1.0 - self.rate), x.dtype), self.noise_shape)
 
     def compute_output_shape(self, input_shape):
         self._check_noise_shape(input_shape)
@@ -136,7 +138,7 @@ class InputNoise(SeededLayer):
         x = ops.cast(inputs, self.compute_dtype)
         if not training or self.stddev == 0.0:
             return x
-        return _noise_train_xla(x, self.next_state(), self.stddev)
+        return _noise_train_xla(x, self.next_state(), ops.convert_to_tensor(self.stddev, x.dtype))
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -65,12 +65,12 @@ def _crop(x, state, height, width, data_format, guard):
 
 
 def _rotation_train(x, state, half, shift, fixed, fill_mode, interpolation, fill_value, data_format):
+    """angles = half * (s + shift) + fixed: an add, a multiply, an add, where either half = 0 (a fixed
+    angle) or fixed = 0, so an FMA contracting the last two gives the same result (fma(a, b, 0) and
+    fma(0, b, c) are exact around one rounding). The range is tensors: one kernel per shape serves all."""
     x = _nhwc(x, data_format)
-    n = ops.shape(x)[0]
-    if fixed is not None:
-        angles = ops.full((n,), fixed, dtype="float32")
-    else:  # half * (s + shift): an add, then a multiply (no mul-add an FMA could contract)
-        angles = ops.multiply(np.float32(half), ops.add(_random.symmetric(state, (n,)), np.float32(shift)))
+    s = _random.symmetric(state, (ops.shape(x)[0],))
+    angles = ops.add(ops.multiply(half, ops.add(s, shift)), fixed)
     y = _mi.random_rotation(x, angles, fill_mode, interpolation, fill_value)
     return _from_nhwc(ops.cast(y, x.dtype), data_format)
 
@@ -288,10 +288,15 @@ class RandomRotation(_ImageLayer):
         lower, upper = self._range
         if not training or lower == upper == 0.0:
             return x
-        fixed = lower if lower == upper else None
-        half, shift = (upper - lower) / 2.0, (0.0 if fixed is not None else (upper + lower) / (upper - lower))
-        return _rotation_train_xla(x, self.next_state(), half, shift, fixed, self.fill_mode, self.interpolation,
-                                   self.fill_value, self.data_format)
+        if lower == upper:
+            half, shift, fixed = 0.0, 0.0, lower
+        else:
+            half, shift, fixed = (upper - lower) / 2.0, (upper + lower) / (upper - lower), 0.0
+        f32 = [ops.convert_to_tensor(np.float32(v)) for v in (half, shift, fixed)]
+        work = "float64" if keras.backend.standardize_dtype(x.dtype) == "float64" else "float32"
+        fill = ops.convert_to_tensor(self.fill_value, work)
+        return _rotation_train_xla(x, self.next_state(), *f32, self.fill_mode, self.interpolation, fill,
+                                   self.data_format)
 
     def get_config(self):
         factor = None if self.factor is None else list(self.factor)
