@@ -57,8 +57,10 @@ class Dropout(SeededLayer):
     is cast to it in both modes, so declared and actual dtypes agree). Masks pass through.
 
     Deviations from ``keras.layers.Dropout``: ``rate=1`` is rejected (the equation divides by
-    1 - rate); ``seed`` must be in [0, 2**31); the random state is saved with the layer
-    (``keras_optreg.layers._seeded``).
+    1 - rate); an integer input comes out in the compute dtype at inference too (Keras returns it
+    unchanged there, though it declares the compute dtype); ``seed`` must be in [0, 2**31); the
+    random state is saved with the layer (``keras_optreg.layers._seeded``), and a layer with
+    ``rate=0`` has one too (Keras' has none).
 
     Args:
         rate: float in [0, 1), the fraction of units dropped in training.
@@ -119,8 +121,9 @@ class InputNoise(SeededLayer):
     noise instead of losing it to truncation). Masks pass through.
 
     Deviations from ``keras.layers.GaussianNoise``: any ``stddev`` that is finite in the compute
-    dtype is accepted (Keras requires stddev <= 1; the lecture sets no bound); ``seed`` in [0, 2**31);
-    the random state is saved with the layer.
+    dtype is accepted (Keras requires stddev <= 1; the lecture sets no bound); an integer input comes
+    out in the compute dtype at inference too; ``seed`` in [0, 2**31); the random state is saved with
+    the layer.
 
     Args:
         stddev: float >= 0, the standard deviation sigma of the noise; it must stay finite in the
