@@ -35,8 +35,8 @@ UNNUMBERED = {
     "dropout": (unnumbered.dropout_srivastava, unnumbered.dropout_inverted),
     "input_noise": (unnumbered.input_noise,),
     "random_crop": (unnumbered.random_crop,),
-    "random_flip": (unnumbered.random_flip_left_right,),
-    "random_rotation": (unnumbered.random_rotation_bilinear,),
+    "random_flip": (unnumbered.random_flip_left_right, unnumbered.random_flip_up_down),
+    "random_rotation": (unnumbered.random_rotation_bilinear, unnumbered.random_rotation, unnumbered.fill_index),
     "early_stopping": (unnumbered.early_stopping,),
 }
 

@@ -287,6 +287,25 @@ def eq20_batchnorm_normalize(x, axis=-1, epsilon=1e-3):
     return (x - mu) / np.sqrt(var + _f64(epsilon)), mu, var
 
 
+def batchnorm_masked_moments(x, mask, axis=-1):
+    r"""[IS15] Alg. 1 lines 1-2 where the mini-batch B is the unmasked positions only (a padded sequence:
+    the padding is no data). ``mask`` has x's shape without its last axis (Keras' convention for
+    masks) and is True where the value is data:
+
+    .. math:: m = |B|,\quad \mu_B = \frac1m\sum_{i\in B} x_i,\quad \sigma_B^2 = \frac1m\sum_{i\in B} (x_i-\mu_B)^2
+
+    per feature ``axis``. Returns ``(mu_B, sigma2_B, m)`` with kept dims; NaN where m = 0.
+    """
+    x = _f64(x)
+    red = _reduction_axes(x.ndim, axis)
+    inside = np.broadcast_to(np.asarray(mask, dtype=bool)[..., None], x.shape)
+    m = inside.sum(axis=red, keepdims=True).astype(F64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mu = np.where(inside, x, 0.0).sum(axis=red, keepdims=True) / m
+        var = np.where(inside, (x - mu) ** 2, 0.0).sum(axis=red, keepdims=True) / m
+    return mu, var, m
+
+
 def eq20_batchnorm_affine(x_hat, gamma, beta):
     r"""[IS15] Alg. 1, last line: :math:`y_i = \gamma \hat x_i + \beta`."""
     return _f64(x_hat) * _f64(gamma) + _f64(beta)

@@ -5,6 +5,8 @@ Images are NHWC (batch, height, width, channels). Randomness is an argument.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 F64 = np.float64
@@ -76,6 +78,82 @@ def random_flip_left_right(images, flip_mask):
     return np.where(mask, flipped, images)
 
 
+def random_flip_up_down(images, flip_mask):
+    """Keras' ``"vertical"`` flip: image b is mirrored along its height where flip_mask[b]."""
+    images = _f64(images)
+    mask = np.asarray(flip_mask, dtype=bool).reshape(-1, 1, 1, 1)
+    return np.where(mask, images[:, ::-1, :, :], images)
+
+
+FILL_MODES = ("reflect", "wrap", "nearest", "constant")
+
+
+def fill_index(i, n, fill_mode):
+    """The pixel read at integer position ``i`` of an axis of ``n`` pixels, the image extended beyond its
+    edges as Keras' RandomRotation documents each ``fill_mode`` (the pixel-level picture of its docstring):
+
+    - ``"reflect"``: (d c b a | a b c d | d c b a), reflected about the edge of the last pixel;
+    - ``"wrap"``: (a b c d | a b c d | a b c d), wrapped to the opposite edge;
+    - ``"nearest"``: (a a a a | a b c d | d d d d), the nearest edge pixel;
+    - ``"constant"``: (k k k k | a b c d | k k k k); this function returns -1 for an outside position,
+      which :func:`random_rotation` replaces by the fill value k.
+    """
+    i = int(i)
+    if fill_mode == "reflect":
+        j = i % (2 * n)
+        return j if j < n else 2 * n - 1 - j
+    if fill_mode == "wrap":
+        return i % n
+    if fill_mode == "nearest":
+        return min(max(i, 0), n - 1)
+    if fill_mode == "constant":
+        return i if 0 <= i < n else -1
+    raise ValueError(f"unknown fill_mode {fill_mode!r}")
+
+
+def random_rotation(images, angles, fill_mode="constant", interpolation="bilinear", fill_value=0.0):
+    r"""Lecture: "small random rotations". Rotation of image b by angles[b] radians about its centre.
+
+    Conventions (those of Keras' RandomRotation and of ``np.rot90``): a positive angle turns the
+    picture counter-clockwise as displayed with row 0 on top; pixel centres sit at integer
+    coordinates and the centre of rotation at ((H-1)/2, (W-1)/2). Output pixel (y, x) samples the
+    input at
+
+    .. math:: x_s = c_x + \cos\theta\,(x - c_x) - \sin\theta\,(y - c_y),\quad
+              y_s = c_y + \sin\theta\,(x - c_x) + \cos\theta\,(y - c_y)
+
+    in the image extended by ``fill_mode`` (:func:`fill_index`): ``interpolation="bilinear"`` weighs
+    the four neighbours :math:`(\lfloor y_s\rfloor + d_y, \lfloor x_s\rfloor + d_x)` by
+    :math:`(1 - |y_s - y_i|)(1 - |x_s - x_i|)`; ``"nearest"`` reads :math:`(\lfloor y_s + 1/2\rfloor,
+    \lfloor x_s + 1/2\rfloor)`. Written pixel by pixel, independently of the library's vectorised form.
+    """
+    images = _f64(images)
+    n, h, w, _ = images.shape
+    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    out = np.empty_like(images)
+
+    def read(b, yi, xi):
+        py, px = fill_index(yi, h, fill_mode), fill_index(xi, w, fill_mode)
+        if py < 0 or px < 0:
+            return np.full(images.shape[3], float(fill_value))
+        return images[b, py, px, :]
+
+    for b in range(n):
+        c, s = np.cos(angles[b]), np.sin(angles[b])
+        for y in range(h):
+            for x in range(w):
+                xs = cx + c * (x - cx) - s * (y - cy)
+                ys = cy + s * (x - cx) + c * (y - cy)
+                if interpolation == "nearest":
+                    out[b, y, x] = read(b, math.floor(ys + 0.5), math.floor(xs + 0.5))
+                    continue
+                y0, x0 = math.floor(ys), math.floor(xs)
+                fy, fx = ys - y0, xs - x0
+                out[b, y, x] = ((1 - fy) * (1 - fx) * read(b, y0, x0) + (1 - fy) * fx * read(b, y0, x0 + 1)
+                                + fy * (1 - fx) * read(b, y0 + 1, x0) + fy * fx * read(b, y0 + 1, x0 + 1))
+    return out
+
+
 def random_rotation_bilinear(images, angles, fill_value=0.0):
     r"""Lecture: "small random rotations". Rotation of image b by angles[b] radians about its centre.
 
@@ -88,7 +166,8 @@ def random_rotation_bilinear(images, angles, fill_value=0.0):
               y_s = c_y + \sin\theta\,(x - c_x) + \cos\theta\,(y - c_y)
 
     by bilinear interpolation of its four neighbours; a neighbour outside the image reads
-    ``fill_value`` (constant fill).
+    ``fill_value`` (constant fill). Vectorised over pixels; :func:`random_rotation` with
+    ``fill_mode="constant"`` is the same map written pixel by pixel (``tests/test_spec_unnumbered.py``).
     """
     images = _f64(images)
     n, h, w, _ = images.shape

@@ -7,6 +7,15 @@ import numpy as np
 import tensorflow as tf
 
 
+def harness():
+    """Keras' own layer test harness (``keras.src.testing.TestCase.run_layer_test``), outside unittest."""
+    from keras.src.testing import TestCase
+
+    case = TestCase(methodName="run_layer_test")
+    case.setUp()
+    return case
+
+
 def next_call_survives_reload(tmp_path, make_layer, x):
     """Call twice, save, reload: the reloaded model's next call equals the original's next call."""
     inp = keras.Input(x.shape[1:])

@@ -78,3 +78,46 @@ def test_early_stopping_gbc16_alg71_worked_case():
     v = 1); two non-improvements (blocks 5, 6) stop it at i = 60; block 7 is never run."""
     assert U.early_stopping([3, 2, 2.5, 1, 1.5, 1.6, 1.7], patience=2, n=10) == (40, 1, 60)
     assert U.early_stopping([5, 4, 3], patience=1) == (3, 3, 3)  # errors ran out first
+
+
+def test_random_flip_up_down_twice_is_identity():
+    x = np.arange(2 * 3 * 4, dtype=np.float64).reshape(2, 3, 4, 1)
+    once = U.random_flip_up_down(x, [True, False])
+    assert np.array_equal(once[0], x[0, ::-1]) and np.array_equal(once[1], x[1])
+    assert np.array_equal(U.random_flip_up_down(once, [True, False]), x)
+
+
+def test_random_rotation_fill_index_reads_keras_pictures():
+    """Keras' RandomRotation docstring, axis (a b c d) = pixels 0..3, four positions either side:
+    reflect (d c b a | a b c d | d c b a), wrap (a b c d | ... | a b c d), nearest (a a a a | ... | d d d d),
+    constant (k k k k | ... | k k k k)."""
+    left, right = range(-4, 0), range(4, 8)
+    pictures = {"reflect": ([3, 2, 1, 0], [3, 2, 1, 0]), "wrap": ([0, 1, 2, 3], [0, 1, 2, 3]),
+                "nearest": ([0, 0, 0, 0], [3, 3, 3, 3]), "constant": ([-1] * 4, [-1] * 4)}
+    for mode, (before, after) in pictures.items():
+        assert [U.fill_index(i, 4, mode) for i in left] == before, mode
+        assert [U.fill_index(i, 4, mode) for i in right] == after, mode
+        assert [U.fill_index(i, 4, mode) for i in range(4)] == [0, 1, 2, 3], mode
+    assert U.fill_index(-9, 4, "reflect") == U.fill_index(-9 + 8, 4, "reflect")  # period 2n
+
+
+@given(x=S.arrays((1, 5, 5, 2), -10, 10))
+def test_random_rotation_nearest_quarter_and_half_turns_are_exact(x):
+    """A square image turned by 90 degrees onto itself: nearest interpolation is np.rot90 on every pixel,
+    whatever the fill; 180 degrees is the flip of both axes."""
+    for mode in U.FILL_MODES:
+        assert_conforms(U.random_rotation(x, [np.pi / 2], mode, "nearest"), np.rot90(x, axes=(1, 2)),
+                        eq="random_rotation", rtol=0)
+        assert_conforms(U.random_rotation(x, [np.pi], mode, "nearest"), x[:, ::-1, ::-1], eq="random_rotation", rtol=0)
+
+
+def test_random_rotation_reflect_and_wrap_sample_outside_pixels():
+    """45 degrees on a 3x3 image: the corner (0, 0) samples (y, x) = (1 - sqrt2, 1), between rows -1 and 0
+    (weight 0.414 on row -1): reflect reads row 0 there (so the value is x[0, 1]), wrap reads row 2."""
+    x = np.arange(9, dtype=np.float64).reshape(1, 3, 3, 1) + 1.0
+    frac = np.sqrt(2) - 1.0
+    reflect = U.random_rotation(x, [np.pi / 4], "reflect", "bilinear")
+    assert_conforms(reflect[0, 0, 0, 0], x[0, 0, 1, 0], eq="random_rotation", rtol=1e-12)
+    wrap = U.random_rotation(x, [np.pi / 4], "wrap", "bilinear")
+    assert_conforms(wrap[0, 0, 0, 0], (1 - frac) * x[0, 0, 1, 0] + frac * x[0, 2, 1, 0], eq="random_rotation",
+                    rtol=1e-12)

@@ -1,9 +1,7 @@
-r"""The math of the layers in ``keras_optreg.layers``: pure functions, random draws as arguments.
+r"""The math of Dropout, InputNoise and BatchNormalization: pure ``keras.ops`` functions, random draws as
+arguments (the image layers' math is in :mod:`keras_optreg._math.images`).
 
-``keras.ops`` throughout, except ``random_crop`` and ``random_rotation_bilinear``, which use
-``tf.gather(..., batch_dims=1)`` (per-image windows and bilinear taps that compile under XLA).
-
-Each function is checked by Hypothesis against ``spec`` with the same draws (``tests/test_layers_*``).
+Each function is checked by Hypothesis against ``keras_optreg_spec`` with the same draws (``tests/test_layers_*``).
 """
 
 from __future__ import annotations
@@ -22,8 +20,14 @@ def dropout_inverted(x, keep_mask, rate):
     x = ops.convert_to_tensor(x)
     # a multiply by the rounded 1/(1-rate), not a divide: XLA rewrites x/c as x*(1/c) anyway, so
     # this keeps eager and compiled outputs bit-identical.
-    scaled = x * ops.cast(1.0 / (1.0 - rate), x.dtype)
-    return ops.where(keep_mask, scaled, ops.zeros_like(x))
+    return dropout_scaled(x, keep_mask, ops.cast(1.0 / (1.0 - rate), x.dtype))
+
+
+def dropout_scaled(x, keep_mask, scale):
+    r""":func:`dropout_inverted` with its factor given: :math:`y = r \odot x \cdot s`, s the rounded
+    :math:`1/(1-\text{rate})` (a scalar tensor, so one compiled kernel serves every rate)."""
+    x = ops.convert_to_tensor(x)
+    return ops.where(keep_mask, x * ops.cast(scale, x.dtype), ops.zeros_like(x))
 
 
 def batchnorm_moments(x, reduction_axes):
@@ -36,6 +40,23 @@ def batchnorm_moments(x, reduction_axes):
     mean = ops.mean(x, axis=reduction_axes, keepdims=True)
     var = ops.mean(ops.square(x - mean), axis=reduction_axes, keepdims=True)
     return mean, var
+
+
+def batchnorm_moments_masked(x, reduction_axes, mask):
+    r"""Alg. 1 lines 1-2 over the unmasked values only (Keras' masked BatchNormalization):
+
+    .. math:: m = \sum_i w_i,\quad \mu_B = \frac1m\sum_i w_i x_i,\quad \sigma_B^2 = \frac1m\sum_i w_i (x_i-\mu_B)^2
+
+    with :math:`w_i = 1` where ``mask`` (boolean, broadcastable against ``x``) is True, else 0; masked
+    values never enter a sum (not even as 0 * NaN). Returns ``(mu_B, sigma2_B, m)`` with kept dims; a
+    statistic with m = 0 gets mean and variance 0. Spec: ``keras_optreg_spec.corrected.batchnorm_masked_moments``.
+    """
+    mask = ops.broadcast_to(ops.cast(mask, "bool"), ops.shape(x))
+    m = ops.sum(ops.cast(mask, x.dtype), axis=reduction_axes, keepdims=True)
+    count = ops.maximum(m, ops.ones_like(m))
+    mean = ops.sum(ops.where(mask, x, ops.zeros_like(x)), axis=reduction_axes, keepdims=True) / count
+    dev = ops.where(mask, ops.square(x - mean), ops.zeros_like(x))
+    return mean, ops.sum(dev, axis=reduction_axes, keepdims=True) / count, m
 
 
 def batchnorm_moments_global(x, reduction_axes, all_sum):
@@ -76,12 +97,15 @@ def moving_average(moving, batch, momentum):
     return moving * momentum + batch * (1.0 - momentum)
 
 
-def random_flip_left_right(images, flip_mask):
-    r"""Lecture: "random left-right flips" (unnumbered). Image b (NHWC) is mirrored along its width
-    where ``flip_mask[b]``: :math:`y_{b,i,j} = x_{b,i,W-1-j}`. Spec: ``keras_optreg_spec.unnumbered.random_flip_left_right``."""
-    images = ops.convert_to_tensor(images)
-    mask = ops.reshape(ops.cast(flip_mask, "bool"), (-1, 1, 1, 1))
-    return ops.where(mask, ops.flip(images, axis=2), images)
+def moving_average_guarded(moving, batch, momentum, valid):
+    r""":func:`moving_average` where ``valid`` and the result is finite; ``moving`` unchanged elsewhere.
+
+    The layer's policy for a batch statistic that carries no information (fewer values than it needs)
+    or a non-finite one (a NaN or infinite input, an overflowing variance): the moving statistic keeps
+    its value, so one bad batch does not poison inference for good.
+    """
+    new = moving_average(moving, batch, momentum)
+    return ops.where(ops.logical_and(valid, ops.isfinite(new)), new, moving)
 
 
 def input_noise(x, z, stddev):
@@ -89,61 +113,3 @@ def input_noise(x, z, stddev):
     :math:`\tilde x = x + \sigma z`, :math:`z \sim \mathcal N(0, 1)`. Spec: ``keras_optreg_spec.unnumbered.input_noise``."""
     x = ops.convert_to_tensor(x)
     return x + ops.cast(stddev, x.dtype) * ops.cast(z, x.dtype)
-
-
-def random_crop(images, height, width, offset_h, offset_w):
-    r"""Lecture: "random crops" (unnumbered). Image b (NHWC) is cut to rows
-    :math:`o^h_b \ldots o^h_b+\text{height}-1` and columns :math:`o^w_b \ldots o^w_b+\text{width}-1`.
-
-    Gather-based (``tf.gather`` with ``batch_dims=1``), so it compiles under XLA with per-image
-    offsets. Spec: ``keras_optreg_spec.unnumbered.random_crop``.
-    """
-    import tensorflow as tf
-
-    images = tf.convert_to_tensor(images)
-    rows = tf.cast(offset_h, tf.int32)[:, None] + tf.range(height)[None, :]
-    cols = tf.cast(offset_w, tf.int32)[:, None] + tf.range(width)[None, :]
-    out = tf.gather(images, rows, axis=1, batch_dims=1)
-    return tf.gather(out, cols, axis=2, batch_dims=1)
-
-
-def random_rotation_bilinear(images, angles, fill_value=0.0):
-    r"""Lecture: "small random rotations" (unnumbered). Image b is turned by ``angles[b]`` radians
-    (counter-clockwise as displayed, row 0 on top; centre ((H-1)/2, (W-1)/2)); output pixel (y, x)
-    samples the input at
-
-    .. math:: x_s = c_x + \cos\theta\,(x-c_x) - \sin\theta\,(y-c_y),\quad
-              y_s = c_y + \sin\theta\,(x-c_x) + \cos\theta\,(y-c_y)
-
-    by bilinear interpolation of its four neighbours, a neighbour outside the image reading
-    ``fill_value``. Written with ``tf.gather`` (``batch_dims=1``) so it compiles under XLA (Keras'
-    RandomRotation does not). Spec: ``keras_optreg_spec.unnumbered.random_rotation_bilinear`` (same conventions).
-    """
-    import tensorflow as tf
-
-    images = tf.convert_to_tensor(images)
-    dtype = images.dtype
-    shape = tf.shape(images)
-    n, h, w, c = shape[0], shape[1], shape[2], shape[3]
-    hf, wf = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
-    cy, cx = (hf - 1.0) / 2.0, (wf - 1.0) / 2.0
-    yy, xx = tf.meshgrid(tf.range(hf), tf.range(wf), indexing="ij")
-    theta = tf.cast(angles, tf.float32)[:, None, None]
-    cos, sin = tf.cos(theta), tf.sin(theta)
-    xs = cx + cos * (xx - cx) - sin * (yy - cy)
-    ys = cy + sin * (xx - cx) + cos * (yy - cy)
-    x0, y0 = tf.floor(xs), tf.floor(ys)
-    fx, fy = xs - x0, ys - y0
-    flat = tf.reshape(tf.cast(images, tf.float32), tf.stack([n, h * w, c]))
-    fill = tf.cast(fill_value, tf.float32)
-    acc = tf.zeros(tf.stack([n, h, w, c]), tf.float32)
-    for dy, wy in ((0.0, 1.0 - fy), (1.0, fy)):
-        for dx, wx in ((0.0, 1.0 - fx), (1.0, fx)):
-            yi, xi = tf.cast(y0 + dy, tf.int32), tf.cast(x0 + dx, tf.int32)
-            inside = (yi >= 0) & (yi < h) & (xi >= 0) & (xi < w)
-            idx = tf.clip_by_value(yi, 0, h - 1) * w + tf.clip_by_value(xi, 0, w - 1)
-            vals = tf.reshape(tf.gather(flat, tf.reshape(idx, tf.stack([n, h * w])), batch_dims=1),
-                              tf.stack([n, h, w, c]))
-            vals = tf.where(inside[..., None], vals, fill)
-            acc = acc + (wy * wx)[..., None] * vals
-    return tf.cast(acc, dtype)

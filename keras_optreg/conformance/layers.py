@@ -561,7 +561,8 @@ def _rotation_checks():
                        "(1e-4 absolute on pixels in [0, 1])", conditional=True)
 
     yield check("keras_optreg", "keras_optreg.layers.RandomRotation",
-                rotation_runner(lambda m, s: L.RandomRotation(max_angle_radians=m, seed=s)), ours=True)
+                rotation_runner(lambda m, s: L.RandomRotation(max_angle_radians=m, fill_mode="constant", seed=s)),
+                ours=True)
     yield check("keras", "keras.layers.RandomRotation(fill_mode='constant')", rotation_runner(
         lambda m, s: keras.layers.RandomRotation(m / (2 * math.pi), fill_mode="constant", interpolation="bilinear",
                                                  fill_value=0.0, seed=s)))
