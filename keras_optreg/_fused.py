@@ -13,8 +13,10 @@ kernels also run concurrently on TensorFlow's inter-op threads, which is how a s
 cores of a CPU; one XLA cluster (an outer ``jit_compile=True``) runs on one.
 
 ``finite`` is ``None`` (apply the update) or a boolean scalar: when false, every variable and
-slot keeps its value bit for bit (``nonfinite="skip"``). The kernel is traced once per rule,
-shape, dtype and ``finite is None``; scalars are tensors, so a new learning rate does not retrace.
+slot keeps its value bit for bit (``nonfinite="skip"``). With ``with_norm`` the kernel also returns
+the sum of the gradient's squares, computed in the same kernel (the optimizer's
+``gradient_norm``). The kernel is traced once per rule, shape, dtype, ``finite is None`` and
+``with_norm``; scalars are tensors, so a new learning rate does not retrace.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import math
 import keras
 import tensorflow as tf
 from keras import ops
+
+from keras_optreg._math import optim as M
 
 
 def _handle(v):
@@ -39,7 +43,7 @@ def _write(handle, value):
 
 
 @tf.function(jit_compile=True, autograph=False)
-def _kernel(rule, shape, variable, slots, gradient, scalars, finite):
+def _kernel(rule, shape, variable, slots, gradient, scalars, finite, with_norm):
     # Resource handles, not Variables, are the arguments: a trace keyed on (rule, shape, dtype)
     # serves every variable of that shape, in eager mode and inside any caller's graph.
     del shape  # part of the trace key only
@@ -55,6 +59,8 @@ def _kernel(rule, shape, variable, slots, gradient, scalars, finite):
             _write(slot, tf.where(finite, new, prev))
         old = _read(variable, dtype)
         _write(variable, tf.where(finite, old + update, old))
+    # sum of squares of the gradient this kernel reads anyway (the optimizer's gradient norm)
+    return M.sum_of_squares(gradient) if with_norm else None
 
 
 #: Variables smaller than this run op by op: below it a kernel launch costs more than the traffic it
@@ -72,11 +78,12 @@ def available(variable=None):
     return variable is None or math.prod(d or 0 for d in tuple(variable.shape)) >= MIN_SIZE
 
 
-def apply(rule, variable, slots, gradient, scalars, finite=None):
-    """Run ``rule`` on ``gradient`` and write ``variable`` and ``slots`` in one XLA kernel."""
+def apply(rule, variable, slots, gradient, scalars, finite=None, with_norm=False):
+    """Run ``rule`` on ``gradient`` and write ``variable`` and ``slots`` in one XLA kernel; returns
+    ``_math.optim.sum_of_squares(gradient)`` when ``with_norm``, else None."""
     gradient = tf.convert_to_tensor(gradient)
-    _kernel(rule, tuple(gradient.shape), _handle(variable), tuple(_handle(s) for s in slots), gradient,
-            tuple(scalars), finite)
+    return _kernel(rule, tuple(gradient.shape), _handle(variable), tuple(_handle(s) for s in slots), gradient,
+                   tuple(scalars), finite, with_norm)
 
 
 def _finite(gradients):

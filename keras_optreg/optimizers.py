@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -37,6 +38,14 @@ from keras_optreg import _validation as V
 from keras_optreg._math import optim as M
 
 _NESTEROV = functools.partial(M.momentum, nesterov=True)
+
+
+def _dense_values(g):
+    """A gradient with the same Euclidean norm as ``g``: an ``IndexedSlices`` as its rows, duplicates summed."""
+    if isinstance(g, tf.IndexedSlices):
+        unique, index = tf.unique(g.indices)
+        return tf.math.unsorted_segment_sum(g.values, index, tf.shape(unique)[0])
+    return g
 
 NONFINITE = ("propagate", "skip", "raise")
 
@@ -47,8 +56,31 @@ def _check_learning_rate(learning_rate):
     return V.finite_nonnegative("learning_rate", learning_rate)
 
 
+class _Untracked:
+    """Holds a Variable where neither Keras' tracker (``optimizer.variables``, ``.keras`` and
+    ``.weights.h5`` files, ``set_weights``) nor TensorFlow's (``tf.train.Checkpoint``) records it:
+    both track attributes that are Variables, lists or dicts, not a plain object."""
+
+    __slots__ = ("variable",)
+
+    def __init__(self, variable):
+        self.variable = variable
+
+
+def _multi_replica():
+    """In a replica context of a ``tf.distribute`` strategy with more than one replica."""
+    if keras.backend.backend() != "tensorflow" or not tf.distribute.has_strategy() \
+            or tf.distribute.in_cross_replica_context():
+        return False
+    return tf.distribute.get_strategy().num_replicas_in_sync > 1
+
+
 class _Optimizer(keras.optimizers.Optimizer):
-    """Shared machinery: argument checks, float-only variables, the ``nonfinite`` option."""
+    """Shared machinery: argument checks, float-only variables, the ``nonfinite`` option, the gradient norm.
+
+    A subclass gives, per variable, its update rule, slots and scalars (``_rule``); this class applies
+    it (``_step``): the fused kernel or op by op, ``nonfinite`` and the gradient norm.
+    """
 
     def __init__(self, learning_rate, nonfinite="propagate", name=None, **kwargs):
         nonfinite = V.one_of("nonfinite", nonfinite, NONFINITE)
@@ -57,7 +89,35 @@ class _Optimizer(keras.optimizers.Optimizer):
                              f". Received: nonfinite='raise' with KERAS_BACKEND={keras.backend.backend()}")
         super().__init__(learning_rate=_check_learning_rate(learning_rate), name=name, **kwargs)
         self.nonfinite = nonfinite
-        self._finite = None
+        with keras.name_scope(self.name, caller=self):
+            self._gradient_norm = _Untracked(keras.Variable(
+                np.float32(np.nan), dtype="float32", trainable=False, name="gradient_norm",
+                aggregation="only_first_replica"))
+
+    @property
+    def gradient_norm(self):
+        r"""The global norm :math:`\|g\|_2 = \sqrt{\sum_v \|g_v\|_2^2}` of the gradient the last step applied.
+
+        A float32 scalar ``keras.Variable``, written inside the step (eager, ``tf.function``, XLA), NaN
+        before the first step and NaN/Inf when a gradient is non-finite. :math:`g` is the gradient
+        the update rule receives before ``clipnorm`` / ``global_clipnorm`` / ``clipvalue``: unscaled
+        (after ``loss_scale_factor`` or ``keras.optimizers.LossScaleOptimizer``, which steps the inner
+        optimizer only on finite gradients), under ``gradient_accumulation_steps`` the averaged
+        gradient of the real step (micro-batches leave it unchanged), and under a ``tf.distribute``
+        strategy the all-reduced gradient of the global batch. Not in ``variables``, not saved (the
+        weights layout is Keras' twin's). Without clipping, a variable that takes the fused kernel
+        sums its squares in the kernel's pass (``_fused``); with clipping, under a strategy and with
+        ``nonfinite="skip"`` the norm is one extra pass over the gradients (and, clipping under a
+        multi-replica strategy, one extra all-reduce). On JAX it is written by ``apply`` outside a
+        stateless (jitted) step only; ``model.fit`` there leaves it NaN.
+        """
+        return self._gradient_norm.variable
+
+    def _record_gradient_norm(self, norm):
+        self._gradient_norm.variable.assign(norm)
+
+    def _clips(self):
+        return any(x is not None for x in (self.clipnorm, self.global_clipnorm, self.clipvalue))
 
     def build(self, variables):
         for v in variables:
@@ -72,48 +132,99 @@ class _Optimizer(keras.optimizers.Optimizer):
     def _slots(self, variables, *names):
         return [self.add_optimizer_variables(variables, n) for n in names]
 
+    # -- the step: Keras' chain is apply -> _backend_apply_gradients -> _clip_gradients -> _backend_update_step
+
+    def _clip_gradients(self, grads):
+        # Keras calls this once per real step, with the unscaled (and accumulated) gradients, before clipping.
+        if self._clips():
+            present = [g for g in grads if g is not None]
+            if _multi_replica():
+                # Keras clips each replica's share before the all-reduce: the global gradient's norm needs
+                # an all-reduce of its own (only in this combination).
+                present = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, present)
+            self._record_gradient_norm(M.global_norm([_dense_values(g) for g in present]))
+        return super()._clip_gradients(grads)
+
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        """One step on every variable; without clipping, records the gradient norm here.
+
+        On TensorFlow the gradients are all-reduced first (a no-op outside a strategy), as Keras'
+        ``TFOptimizer._backend_update_step`` does, so ``nonfinite`` and the norm see the global gradient.
+        """
+        record = not self._clips()
+        if keras.backend.backend() == "tensorflow":
+            variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
+            grads = [g for g, _ in self._all_reduce_sum_gradients(list(zip(grads, variables, strict=True)))]
+        else:
+            variables = list(trainable_variables)
+        finite = None
         if self.nonfinite == "raise":
             grads = [tf.debugging.check_numerics(g, f"nonfinite gradient for {v.name}")
-                     for g, v in zip(grads, trainable_variables, strict=True)]
+                     for g, v in zip(grads, variables, strict=True)]
         elif self.nonfinite == "skip":
             finite = _fused.all_finite(grads)
-            self._finite = finite
             self.skipped_steps.assign_add(ops.where(finite, 0, 1))
-        super()._backend_update_step(grads, trainable_variables, learning_rate)
-        self._finite = None
+        if _fused.available():  # TensorFlow outside a strategy: each step may sum its gradient's squares
+            squares = [self._step(v, g, learning_rate, finite, record) for g, v in zip(grads, variables, strict=True)]
+            if record:
+                self._record_gradient_norm(ops.sqrt(ops.sum(ops.stack(
+                    [ops.cast(q, "float32") for q in squares]))))
+            return
+        if record:
+            self._record_gradient_norm(M.global_norm([_dense_values(g) for g in grads]))
+        if keras.backend.backend() == "tensorflow":
+            # the cross-replica update of TFOptimizer._distributed_tf_update_step, with `finite` as an argument
+            tf.__internal__.distribute.interim.maybe_merge_call(
+                self._distributed_step, self._distribution_strategy, list(zip(grads, variables, strict=True)),
+                learning_rate, finite)
+        else:
+            for g, v in zip(grads, variables, strict=True):
+                self._step(v, g, learning_rate, finite, False)
 
-    def _apply_rule(self, rule, variable, slots, gradient, *scalars):
-        """``update, *new_slots = rule(g, *slots, *scalars)``; theta <- theta + update, slots <- new_slots.
+    def _distributed_step(self, distribution, grads_and_vars, learning_rate, finite):
+        for g, v in grads_and_vars:
+            distribution.extended.update(v, self._step, args=(g, learning_rate, finite, False), group=False)
 
-        Outside a distribution strategy, one XLA kernel per variable of at least
+    def update_step(self, gradient, variable, learning_rate):
+        self._step(variable, gradient, learning_rate, None, False)
+
+    def _rule(self, variable, learning_rate):
+        """``(rule, slots, scalars)`` of ``variable``'s step: ``rule(g, *slots, *scalars) -> (update, *new_slots)``."""
+        raise NotImplementedError
+
+    def _step(self, variable, gradient, learning_rate, finite, with_norm):
+        """theta <- theta + update, slots <- new_slots, for ``_rule(variable)``; returns the sum of the
+        gradient's squares when ``with_norm``, else None.
+
+        ``finite``: None (apply) or a boolean scalar (False: every variable and slot keeps its value,
+        ``nonfinite="skip"``). Outside a distribution strategy, one XLA kernel per variable of at least
         ``_fused.MIN_SIZE`` elements (``keras_optreg._fused``); smaller variables, and every variable
         under a strategy, op by op. The same arithmetic either way.
         """
+        rule, slots, scalars = self._rule(variable, learning_rate)
         dt = variable.dtype
         gradient = ops.cast(gradient, dt)
         scalars = tuple(ops.cast(x, dt) for x in scalars)
         if _fused.available(variable):
-            _fused.apply(rule, variable, slots, gradient, scalars, self._finite)
-            return
+            return _fused.apply(rule, variable, slots, gradient, scalars, finite, with_norm)
         update, *new_slots = rule(gradient, *slots, *scalars)
         for slot, new in zip(slots, new_slots, strict=True):
-            self._put(slot, new)
-        if self._finite is not None:
-            self._put(variable, variable + update)
+            self._put(slot, new, finite)
+        if finite is not None:
+            self._put(variable, variable + update, finite)
         else:
             self.assign_add(variable, update)
+        return M.sum_of_squares(_dense_values(gradient)) if with_norm else None
 
-    def _put(self, variable, value):
-        if self._finite is not None:
-            value = ops.where(self._finite, value, ops.convert_to_tensor(variable))
+    def _put(self, variable, value, finite):
+        if finite is not None:
+            value = ops.where(finite, value, ops.convert_to_tensor(variable))
         self.assign(variable, value)
 
     def get_config(self):
         config = super().get_config()
         config["nonfinite"] = self.nonfinite
         return config
-
 
 @keras.saving.register_keras_serializable(package="keras_optreg")
 class SGD(_Optimizer):
@@ -142,13 +253,11 @@ class SGD(_Optimizer):
         if not built and self.momentum > 0:
             (self._v,) = self._slots(variables, "velocity")
 
-    def update_step(self, gradient, variable, learning_rate):
+    def _rule(self, variable, learning_rate):
         if self.momentum > 0:
             v = self._v[self._get_variable_index(variable)]
-            rule = _NESTEROV if self.nesterov else M.momentum
-            self._apply_rule(rule, variable, (v,), gradient, learning_rate, self.momentum)
-        else:
-            self._apply_rule(M.sgd, variable, (), gradient, learning_rate)
+            return (_NESTEROV if self.nesterov else M.momentum), (v,), (learning_rate, self.momentum)
+        return M.sgd, (), (learning_rate,)
 
     def get_config(self):
         config = super().get_config()
@@ -179,9 +288,8 @@ class Adagrad(_Optimizer):
         if not built:
             (self._r,) = self._slots(variables, "accumulator")
 
-    def update_step(self, gradient, variable, learning_rate):
-        r = self._r[self._get_variable_index(variable)]
-        self._apply_rule(M.adagrad, variable, (r,), gradient, learning_rate, self.epsilon)
+    def _rule(self, variable, learning_rate):
+        return M.adagrad, (self._r[self._get_variable_index(variable)],), (learning_rate, self.epsilon)
 
     def get_config(self):
         config = super().get_config()
@@ -231,13 +339,11 @@ class RMSprop(_Optimizer):
             if self.momentum > 0:
                 (self._v,) = self._slots(variables, "velocity")
 
-    def update_step(self, gradient, variable, learning_rate):
+    def _rule(self, variable, learning_rate):
         i = self._get_variable_index(variable)
         if self.momentum > 0:
-            self._apply_rule(M.rmsprop_nesterov, variable, (self._r[i], self._v[i]), gradient, learning_rate,
-                             self.rho, self.epsilon, self.momentum)
-        else:
-            self._apply_rule(M.rmsprop, variable, (self._r[i],), gradient, learning_rate, self.rho, self.epsilon)
+            return M.rmsprop_nesterov, (self._r[i], self._v[i]), (learning_rate, self.rho, self.epsilon, self.momentum)
+        return M.rmsprop, (self._r[i],), (learning_rate, self.rho, self.epsilon)
 
     def get_config(self):
         config = super().get_config()
@@ -282,10 +388,10 @@ class Adam(_Optimizer):
         if not built:
             self._s, self._r = self._slots(variables, "first_moment", "second_moment")
 
-    def update_step(self, gradient, variable, learning_rate):
+    def _rule(self, variable, learning_rate):
         i = self._get_variable_index(variable)
-        self._apply_rule(M.adam, variable, (self._s[i], self._r[i]), gradient, self.iterations + 1, learning_rate,
-                         self.beta_1, self.beta_2, self.epsilon)
+        return M.adam, (self._s[i], self._r[i]), (self.iterations + 1, learning_rate, self.beta_1, self.beta_2,
+                                                  self.epsilon)
 
     def get_config(self):
         config = super().get_config()

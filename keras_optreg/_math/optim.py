@@ -9,6 +9,8 @@ both call these functions, so the rule is written once.
 
 from __future__ import annotations
 
+import functools
+
 from keras import ops
 
 
@@ -105,3 +107,55 @@ def adam(g, s, r, t, lr, rho1, rho2, delta):
     root = ops.sqrt(1.0 - ops.power(rho2, t))
     step = ops.negative(lr) * root / (1.0 - ops.power(rho1, t))
     return step * s / (ops.sqrt(r) + delta * root), s, r
+
+
+
+
+#: ``sum_of_squares`` adds this many contiguous slices elementwise per level.
+SUM_BLOCK = 16
+#: ``sum_of_squares`` sums a remainder of at most this many elements directly.
+SUM_STOP = 8192
+
+
+def sum_of_squares(g):
+    r""":math:`\sum_i g_i^2` of one tensor, in float32 (float64 for a float64 ``g``), by blocked pairwise summation.
+
+    With a static size :math:`n` above ``SUM_STOP``, the squares of the ``SUM_BLOCK`` contiguous
+    slices of length :math:`m = \lfloor n / 16 \rfloor` are added elementwise (one pass over ``g``,
+    :math:`m` outputs), then the same on those sums, until at most ``SUM_STOP`` remain, which are
+    summed directly; each level's leftover :math:`n - 16 m` elements are summed directly too. The
+    value is the running sum's up to rounding: each element passes through
+    :math:`L = \lceil \log_{16}(n / 8192) \rceil` levels of 16 terms before a last sum of at most
+    8192 + 16 L terms, a relative error of at most :math:`(16 L + 8192 + 16 L) u` (Higham 2002,
+    sec. 4.2; the running sum's bound is :math:`n u`). Why not ``ops.sum(ops.square(g))``: XLA on CPU
+    runs a reduction over millions of elements as a scalar loop (no reassociation), several times
+    an Adam step, and does not fuse it with the update that reads ``g`` too; the slices are an
+    elementwise loop at memory speed. A dynamic size sums directly.
+    """
+    wide = "float64" if ops.dtype(g) == "float64" else "float32"
+    x = ops.reshape(ops.cast(g, wide), (-1,))
+    n = x.shape[0]
+    if n is None or n <= SUM_STOP:
+        return ops.sum(ops.square(x))
+    total, squared = ops.zeros((), wide), False
+    while n > SUM_STOP:
+        m = n // SUM_BLOCK
+        parts = [x[i * m:(i + 1) * m] for i in range(SUM_BLOCK)]
+        rest = x[SUM_BLOCK * m:]
+        if not squared:
+            parts, rest = [p * p for p in parts], rest * rest
+        if n > SUM_BLOCK * m:
+            total = total + ops.sum(rest)
+        x = functools.reduce(ops.add, parts)
+        n, squared = m, True
+    return total + ops.sum(x)
+
+def global_norm(grads):
+    r"""The global norm :math:`\|g\|_2 = \sqrt{\sum_v \sum_i g_{v,i}^2}` of a list of tensors, as float32.
+
+    Each tensor's ``sum_of_squares`` (float32, float64 when a tensor is float64, so a float16 or
+    bfloat16 gradient does not overflow at :math:`|g| > 256`); the result is cast to float32.
+    """
+    wide = "float64" if any(ops.dtype(g) == "float64" for g in grads) else "float32"
+    squares = [ops.cast(sum_of_squares(g), wide) for g in grads]
+    return ops.cast(ops.sqrt(ops.sum(ops.stack(squares))), "float32")

@@ -1,0 +1,49 @@
+"""``optimizer.gradient_norm`` under ``MirroredStrategy``: the norm of the all-reduced (global-batch)
+gradient, not one replica's share, with and without clipping (``tests/_optim_dist_worker.py``).
+
+Tolerance: the strategy sums the two replicas' float32 gradients, each a sum over 8 examples, where
+one device sums 16: each gradient element differs by a few float32 roundings (Higham 2002 eq. 4.4:
+at most 16 u relative for 16 terms), and the norm of 7 elements adds (7 + 2) u; we allow 32 u.
+One replica's share alone has about half the norm, so the check would catch it.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+U = 2.0 ** -24
+TIMEOUT_S = 120
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("optim_dist") / "norms.npz"
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.Popen([sys.executable, "-m", "tests._optim_dist_worker", str(out)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        log = proc.communicate(timeout=TIMEOUT_S)[0]
+        assert proc.returncode == 0, f"worker failed (rc={proc.returncode}):\n{log[-4000:]}"
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"worker ran past {TIMEOUT_S} s")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return dict(np.load(out))
+
+
+@pytest.mark.parametrize("case", ["loop/plain", "loop/clipnorm", "loop/global_clipnorm", "fit/plain"])
+def test_gradient_norm_under_mirrored_strategy_is_the_global_batch_gradient_norm(result, case):
+    np.testing.assert_allclose(result[case], result["want"], rtol=32 * U)
+    if case.startswith("loop/"):
+        np.testing.assert_array_equal(result[f"{case}/replicas"], result[case])

@@ -1,0 +1,197 @@
+"""``optimizer.gradient_norm``: the global norm of the gradient each optimizer step applied (issue 14).
+
+The value is compared with the float64 norm of the gradient the test handed over. Tolerance: the
+float32 sum of n squares has a relative error of at most n u (Higham, *Accuracy and Stability of
+Numerical Algorithms*, 2002, eq. 4.4; u = 2^-24), the squares and the root add 2u, and the float32
+inputs are exact: ``rtol = (n + 2) u``.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_optreg
+from keras_optreg import _fused
+
+U = 2.0 ** -24
+MAKERS = {
+    "sgd": lambda **k: keras_optreg.SGD(0.05, **k),
+    "momentum": lambda **k: keras_optreg.SGD(0.05, momentum=0.9, **k),
+    "nesterov": lambda **k: keras_optreg.SGD(0.05, momentum=0.9, nesterov=True, **k),
+    "adagrad": lambda **k: keras_optreg.Adagrad(0.1, **k),
+    "rmsprop": lambda **k: keras_optreg.RMSprop(0.01, **k),
+    "rmsprop_momentum": lambda **k: keras_optreg.RMSprop(0.01, momentum=0.9, **k),
+    "adam": lambda **k: keras_optreg.Adam(0.01, **k),
+}
+RNG = np.random.default_rng(14)
+# one variable below _fused.MIN_SIZE (op by op), one above (the fused kernel)
+SHAPES = [(3, 5), (64, 80)]
+assert np.prod(SHAPES[0]) < _fused.MIN_SIZE <= np.prod(SHAPES[1])
+STEPS = [[RNG.normal(size=s).astype(np.float32) * 10.0 ** k for s in SHAPES] for k in (-2, 0, 1, 3)]
+
+
+def norm64(grads):
+    return float(np.sqrt(sum(np.sum(np.asarray(g, np.float64) ** 2) for g in grads)))
+
+
+def assert_norm(opt, grads):
+    n = sum(np.size(g) for g in grads)
+    np.testing.assert_allclose(float(opt.gradient_norm.numpy()), norm64(grads), rtol=(n + 2) * U)
+
+
+def _stepper(opt, variables, mode):
+    def step(grads):
+        opt.apply(grads, variables)
+
+    return step if mode == "eager" else tf.function(step, jit_compile=mode == "xla")
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+@pytest.mark.parametrize("kind", list(MAKERS))
+def test_gradient_norm_is_the_global_norm_of_each_step(kind, mode):
+    opt = MAKERS[kind]()
+    variables = [keras.Variable(np.zeros(s, np.float32)) for s in SHAPES]
+    assert np.isnan(opt.gradient_norm.numpy())  # before the first step
+    step = _stepper(opt, variables, mode)
+    for grads in STEPS:
+        step([tf.constant(g) for g in grads])
+        assert_norm(opt, grads)
+    assert opt.gradient_norm.dtype == "float32" and opt.gradient_norm.shape == ()
+
+
+def test_gradient_norm_is_read_only_and_outside_the_weights_layout(tmp_path):
+    opt = keras_optreg.Adam()
+    twin = keras.optimizers.Adam()
+    variables = [keras.Variable(np.zeros(s, np.float32)) for s in SHAPES]
+    opt.build(variables)
+    twin.build(variables)
+    assert all(v is not opt.gradient_norm for v in opt.variables)
+    assert len([v for v in opt.variables if "skipped_steps" not in v.path]) == len(twin.variables)
+    with pytest.raises(AttributeError):
+        opt.gradient_norm = 0.0
+    opt.apply([tf.constant(g) for g in STEPS[0]], variables)
+    assert np.isfinite(opt.gradient_norm.numpy())
+    path = tf.train.Checkpoint(optimizer=opt).write(str(tmp_path / "ckpt"))
+    assert not [name for name, _ in tf.train.list_variables(path) if "gradient_norm" in name or "_gradient" in name]
+
+
+def test_gradient_norm_is_not_saved_in_keras_files(tmp_path):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(keras_optreg.Adam(0.01), loss="mse")
+    x, y = RNG.normal(size=(8, 4)).astype(np.float32), RNG.normal(size=(8, 2)).astype(np.float32)
+    model.fit(x, y, verbose=0)
+    assert np.isfinite(model.optimizer.gradient_norm.numpy())
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    loaded.optimizer.build(loaded.trainable_variables)
+    assert np.isnan(loaded.optimizer.gradient_norm.numpy())  # a fresh optimizer: no step applied yet
+
+
+@pytest.mark.parametrize("clip", [{"clipnorm": 0.1}, {"global_clipnorm": 0.1}, {"clipvalue": 0.01}])
+@pytest.mark.parametrize("mode", ["eager", "xla"])
+def test_gradient_norm_is_taken_before_clipping(clip, mode):
+    opt = keras_optreg.SGD(1.0, **clip)
+    variables = [keras.Variable(np.zeros(s, np.float32)) for s in SHAPES]
+    step = _stepper(opt, variables, mode)
+    grads = STEPS[1]
+    step([tf.constant(g) for g in grads])
+    assert_norm(opt, grads)
+    # the step itself was clipped: the variables moved by far less than the gradient
+    moved = norm64([v.numpy() for v in variables])
+    assert moved < 0.2 * norm64(grads)
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+def test_gradient_norm_under_accumulation_is_the_averaged_gradient_of_the_real_step(mode):
+    opt = keras_optreg.Adam(0.01, gradient_accumulation_steps=2)
+    variables = [keras.Variable(np.zeros(s, np.float32)) for s in SHAPES]
+    step = _stepper(opt, variables, mode)
+    step([tf.constant(g) for g in STEPS[0]])
+    assert np.isnan(opt.gradient_norm.numpy())  # a micro-batch: no optimizer step yet
+    step([tf.constant(g) for g in STEPS[1]])
+    mean = [(a + b) / 2 for a, b in zip(STEPS[0], STEPS[1], strict=True)]
+    # (a + b) / 2 in float32 rounds each element once more (u): 2 more u in the norm
+    np.testing.assert_allclose(float(opt.gradient_norm.numpy()), norm64(mean),
+                               rtol=(sum(np.size(g) for g in mean) + 4) * U)
+    before = float(opt.gradient_norm.numpy())
+    step([tf.constant(g) for g in STEPS[3]])
+    assert float(opt.gradient_norm.numpy()) == before  # the next micro-batch leaves it unchanged
+
+
+def test_gradient_norm_is_unscaled_under_loss_scaling():
+    grads = STEPS[1]
+    for opt, scale in ((keras_optreg.Adam(0.01, loss_scale_factor=1024.0), 1024.0), (None, 4096.0)):
+        inner = keras_optreg.Adam(0.01)
+        outer = opt if opt is not None else keras.optimizers.LossScaleOptimizer(inner, initial_scale=scale)
+        reporter = opt if opt is not None else inner
+        variables = [keras.Variable(np.zeros(s, np.float32)) for s in SHAPES]
+        outer.apply([tf.constant(g * np.float32(scale)) for g in grads], variables)
+        # scaling by a power of two is exact: the unscaled norm is that of the given gradients
+        assert_norm(reporter, grads)
+
+
+def test_gradient_norm_of_a_sparse_gradient_with_repeated_rows_is_the_dense_norm():
+    for rows in (6, 1000):  # a table below and one above _fused.MIN_SIZE (16 columns)
+        table = keras.Variable(np.zeros((rows, 16), np.float32))
+        values = RNG.normal(size=(4, 16)).astype(np.float32)
+        sparse = tf.IndexedSlices(tf.constant(values), tf.constant([3, 5, 5, 1]), tf.constant([rows, 16]))
+        opt = keras_optreg.SGD(0.1)
+        opt.apply([sparse], [table])
+        dense = tf.convert_to_tensor(sparse).numpy()
+        assert norm64(dense) != pytest.approx(norm64(values))  # row 5 twice: the norms of the two forms differ
+        assert_norm(opt, [dense])
+
+
+def test_gradient_norm_of_float16_gradients_does_not_overflow():
+    """300^2 overflows float16 (max 65504): the squares are summed in float32."""
+    var = keras.Variable(np.zeros(4, np.float16))
+    opt = keras_optreg.SGD(1e-3)
+    opt.apply([tf.constant([300.0, -300.0, 1.0, 0.0], tf.float16)], [var])
+    np.testing.assert_allclose(float(opt.gradient_norm.numpy()), np.sqrt(2 * 300.0**2 + 1.0), rtol=4 * U)
+
+
+@pytest.mark.parametrize("nonfinite", ["propagate", "skip"])
+def test_gradient_norm_of_a_nonfinite_gradient_is_nan(nonfinite):
+    opt = keras_optreg.Adam(nonfinite=nonfinite)
+    var = keras.Variable(np.zeros(3, np.float32))
+    opt.apply([tf.constant([1.0, np.nan, 0.0])], [var])
+    assert np.isnan(opt.gradient_norm.numpy())
+    opt.apply([tf.constant([3.0, 4.0, 0.0])], [var])
+    assert float(opt.gradient_norm.numpy()) == 5.0
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_gradient_norm_in_model_fit_is_the_last_batch_gradient(jit_compile):
+    x = RNG.normal(size=(16, 4)).astype(np.float32)
+    y = RNG.normal(size=(16, 1)).astype(np.float32)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(keras_optreg.SGD(0.01), loss="mse", jit_compile=jit_compile)
+    model.fit(x[:8], y[:8], batch_size=8, verbose=0)
+    with tf.GradientTape() as tape:  # the gradient of the next (last) batch, at the weights it starts from
+        loss = keras.losses.MeanSquaredError()(y[8:], model(x[8:]))
+    grads = tape.gradient(loss, model.trainable_variables)
+    model.fit(x[8:], y[8:], batch_size=8, verbose=0)
+    # the model's forward pass in fit and here differ by float32 rounding of the matmul (4 terms): 8 u per element
+    np.testing.assert_allclose(float(model.optimizer.gradient_norm.numpy()), norm64(grads), rtol=16 * U * 5)
+
+
+@pytest.mark.parametrize("n", [1, 4095, 8192, 8193, 16 * 8192 + 5, 300_007])
+@pytest.mark.parametrize("mode", ["eager", "xla"])
+def test_sum_of_squares_equals_the_float64_sum_within_its_derived_bound(n, mode):
+    """``_math.optim.sum_of_squares`` (blocked pairwise summation): every term is positive, so each
+    element's path of additions bounds the relative error (Higham 2002 sec. 4.2): L levels of 16 terms,
+    a last sum of at most SUM_STOP + 16 L terms, plus the square: (16 L + SUM_STOP + 16 L + 1) u."""
+    from keras_optreg._math import optim as M
+
+    g = RNG.normal(size=n).astype(np.float32)
+    f = M.sum_of_squares if mode == "eager" else tf.function(M.sum_of_squares, jit_compile=True)
+    levels = int(np.ceil(np.log(max(n / M.SUM_STOP, 1.0)) / np.log(M.SUM_BLOCK)))
+    bound = (32 * levels + M.SUM_STOP + 1) * U
+    want = float(np.sum(g.astype(np.float64) ** 2))
+    np.testing.assert_allclose(float(f(tf.constant(g))), want, rtol=bound)
+    # the blocked form sums every element once: dropping the leftover of a level would miss this
+    g[-1] = 1e3
+    np.testing.assert_allclose(float(f(tf.constant(g))), float(np.sum(g.astype(np.float64) ** 2)), rtol=bound)
