@@ -58,11 +58,11 @@ def test_eq12_functional_rmsprop_nesterov_momentum_trajectory_matches_gbc16_alg8
         phi = weights["layer"][0]
         updates, opt_state = opt.update({"layer": [tf.constant(a) * phi]}, opt_state, weights)
         weights = F.apply_updates(weights, updates)
-        v = opt_state["velocity"]["layer"][0].numpy().astype(np.float64)
-        got.append(weights["layer"][0].numpy().astype(np.float64) - alpha * v)
+        m = opt_state["momentum"]["layer"][0].numpy().astype(np.float64)  # m = -v, Keras' sign
+        got.append(weights["layer"][0].numpy().astype(np.float64) + alpha * m)
     want = cases.spec_rmsprop_nesterov(hp, a, theta0)
     rtol, atol = cases.rmsprop_nesterov_tolerance(hp, a, theta0, want)
-    for t, (g, (w, _, _)) in enumerate(zip(got, want, strict=True), start=1):
+    for t, (g, (w, _, _, _)) in enumerate(zip(got, want, strict=True), start=1):
         assert_conforms(g, w, eq=f"eq12 alg8.6 t={t}", rtol=rtol, atol=atol,
                         inputs={"hp": hp, "a": a, "theta0": theta0})
 

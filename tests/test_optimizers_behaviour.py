@@ -245,13 +245,21 @@ def test_nonfinite_raise(make, mode):
         _nonfinite_run(make(nonfinite="raise"), mode)
 
 
-def test_nonfinite_raise_under_xla_is_documented_as_propagate():
-    """XLA drops tf.debugging.check_numerics; the docstring says "raise" then behaves like "propagate"."""
-    opt = keras_optreg.Adam(nonfinite="raise")
+@pytest.mark.parametrize("make", MAKERS, ids=IDS)
+def test_nonfinite_raise_refuses_an_xla_step_instead_of_propagating(make):
+    """XLA drops tf.debugging.check_numerics: a jit_compile=True step with nonfinite="raise" is refused
+    when traced (ValueError naming the fix) and the weights are untouched; without XLA it raises."""
+    opt = make(nonfinite="raise")
     v = keras.Variable(np.zeros(3, np.float32))
     opt.build([v])
-    tf.function(lambda g: opt.apply([g], [v]), jit_compile=True)(tf.constant([np.nan, 1.0, 1.0], tf.float32))
-    assert np.isnan(v.numpy()[0]) and np.isfinite(v.numpy()[1:]).all()
+    with pytest.raises(ValueError, match="cannot raise inside an XLA-compiled step.*jit_compile=False"):
+        tf.function(lambda g: opt.apply([g], [v]), jit_compile=True)(tf.constant([np.nan, 1.0, 1.0], tf.float32))
+    np.testing.assert_array_equal(v.numpy(), 0.0)
+    x, y = DATA
+    m = _model(make(nonfinite="raise"))
+    m.compile(m.optimizer, loss="mse", jit_compile=True)
+    with pytest.raises(ValueError, match="cannot raise inside an XLA-compiled step"):
+        m.fit(x, y, batch_size=8, epochs=1, verbose=0)
 
 
 def test_keras_machinery_keeps_working_ema_accumulation_loss_scale():
