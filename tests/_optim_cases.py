@@ -68,18 +68,19 @@ def trajectories(draw, kind, dtype="float32"):
     return draw(hyper(kind)), theta0, grads
 
 
-def rounded_hyper(hp, dtype="float32"):
+def rounded_hyper(hp, dtype="float32", functional=False):
     """The hyper-parameters as the optimizer computes with them: rounded to float32, except on a
     float64 variable, which computes in float64 with everything but the learning rate (a float32
-    Variable, ``keras.backend.floatx()``) exact."""
+    Variable, ``keras.backend.floatx()``; the functional API keeps the Python float) exact."""
     if dtype == "float64":
-        return {k: float(S.as_float32(v)) if k == "learning_rate" else float(v) for k, v in hp.items()}
+        return {k: float(S.as_float32(v)) if k == "learning_rate" and not functional else float(v)
+                for k, v in hp.items()}
     return {k: float(S.as_float32(v)) for k, v in hp.items()}
 
 
-def spec_states(kind, hp, theta0, grads, dtype="float32"):
+def spec_states(kind, hp, theta0, grads, dtype="float32", functional=False):
     """Float64 spec steps, hyper-parameters rounded as the optimizer does: [(theta, slots dict)] after each step."""
-    h = rounded_hyper(hp, dtype)
+    h = rounded_hyper(hp, dtype, functional)
     theta = np.asarray(theta0, np.float64)
     z = np.zeros_like(theta)
     s = {"v": z, "r": z + h.get("initial_accumulator_value", 0.0), "s": z, "b": z, "m": z}
@@ -137,7 +138,7 @@ def _centered_slack(h, grads, states, u):
     return total
 
 
-def tolerance(kind, hp, theta0, spec_thetas, dtype="float32", grads=None, states=None):
+def tolerance(kind, hp, theta0, spec_thetas, dtype="float32", grads=None, states=None, functional=False):
     """(rtol, atol) for a trajectory of STEPS steps on a ``dtype`` variable against the float64 spec.
 
     Every step rounds each intermediate to the computing dtype (unit roundoff u, a handful of ops:
@@ -148,7 +149,7 @@ def tolerance(kind, hp, theta0, spec_thetas, dtype="float32", grads=None, states
     the gradients are given, so these errors add up and do not feed back. Centered RMSprop adds the
     error of its cancelling denominator (``_centered_slack``; needs ``grads`` and the spec ``states``).
     """
-    h = rounded_hyper(hp, dtype)
+    h = rounded_hyper(hp, dtype, functional)
     u = COMPUTE_U[dtype]
     rel = 64 * u * STEPS
     if kind in ("adam", "amsgrad"):

@@ -112,11 +112,14 @@ class _Optimizer(keras.optimizers.Optimizer):
 
     # -- build ----------------------------------------------------------------------------------
 
+    def _check_variable(self, v):
+        if not keras.backend.is_float_dtype(v.dtype):
+            raise TypeError(f"{type(self).__name__} updates floating-point variables only. Received: "
+                            f"variable {C.variable_name(v)!r} of dtype {v.dtype}")
+
     def build(self, variables):
         for v in variables:
-            if not keras.backend.is_float_dtype(v.dtype):
-                raise TypeError(f"{type(self).__name__} updates floating-point variables only. Received: "
-                                f"variable {C.variable_name(v)!r} of dtype {v.dtype}")
+            self._check_variable(v)
         if self.built:
             return
         self._check_hyper_parameters(variables)
@@ -133,7 +136,7 @@ class _Optimizer(keras.optimizers.Optimizer):
                                "clipvalue": "positive", "loss_scale_factor": "positive"}.items():
                 C.in_dtype(name, getattr(self, name), kind, dtype)
         for dtype in sorted(dtypes):  # Keras' weight decay computes in the variable's dtype
-            C.in_dtype("weight_decay", self.weight_decay, "nonnegative", dtype, what="applies the weight decay")
+            C.in_dtype("weight_decay", self.weight_decay, "kept_nonnegative", dtype, what="applies the weight decay")
 
     def _build_slots(self, variables):
         """Create the slots, in the order and with the names of the Keras twin's ``build``."""
@@ -182,11 +185,13 @@ class _Optimizer(keras.optimizers.Optimizer):
         return super().apply(grads, trainable_variables)
 
     def _checked(self, g, variable, index):
+        self._check_variable(variable)
         if g is None:
             return None
         if _tensorflow() and isinstance(g, tf.IndexedSlices):
             dense_shape = tf.get_static_value(g.dense_shape)
-            C.gradient_shape(tuple(dense_shape) if dense_shape is not None else (None, *g.values.shape[1:]),
+            C.gradient_shape(tuple(int(d) for d in dense_shape) if dense_shape is not None
+                             else (None, *g.values.shape[1:]),
                              variable, index)
             g = _dense(g)
         elif not (ops.is_tensor(g) or isinstance(g, keras.Variable)):

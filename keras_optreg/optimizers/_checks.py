@@ -50,6 +50,7 @@ _KINDS = {
     "positive": ("finite and at least the smallest normal number", lambda r, tiny: tiny <= r < math.inf),
     "nonnegative": ("finite and >= 0", lambda r, tiny: 0.0 <= r < math.inf),
 }
+#: (``in_dtype`` also takes "kept_nonnegative": 0, or a positive value that stays a normal number)
 
 
 def _np_dtype(dtype):
@@ -70,6 +71,8 @@ def in_dtype(name, value, kind, dtype, what="computes the update"):
     """
     if value is None:
         return
+    if kind == "kept_nonnegative":
+        kind = "nonnegative" if value == 0 else "positive"
     requirement, ok = _KINDS[kind]
     tiny = float(ml_dtypes.finfo(_np_dtype(dtype)).tiny)
     rounded = _round(value, dtype)
