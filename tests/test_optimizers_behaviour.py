@@ -360,3 +360,23 @@ def test_fused_kernel_takes_sparse_gradients_as_their_dense_form(make):
     make().apply([tf.convert_to_tensor(sparse)], [want])
     np.testing.assert_array_equal(got.numpy(), want.numpy())
     assert not np.array_equal(got.numpy(), table)
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph"])
+@pytest.mark.parametrize("make", MAKERS, ids=IDS)
+def test_nonfinite_raise_leaves_every_variable_unchanged(make, mode):
+    """A NaN in the last gradient only: the step raises before any variable (or slot) is written, also in
+    graph mode, where the other variables' updates would not wait for the failing check on their own.
+    (Keras' own ``iterations`` counter, incremented after the step, may still advance in graph mode.)"""
+    opt = make(nonfinite="raise")
+    vs = [keras.Variable(x) for x in BIG]
+    opt.build(vs)
+    fn = (lambda g: opt.apply(g, vs)) if mode == "eager" else tf.function(lambda g: opt.apply(g, vs))
+    state = vs + [v for v in opt.variables if not v.path.endswith("/iteration")]
+    before = [v.numpy().copy() for v in state]
+    grads = [tf.constant(g) for g in BIG_GRADS[0]]
+    grads[-1] = tf.fill(grads[-1].shape, np.nan)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="nonfinite gradient"):
+        fn(grads)
+    for b, a in zip(before, state, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b)

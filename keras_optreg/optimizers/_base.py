@@ -126,8 +126,9 @@ class _Optimizer(keras.optimizers.Optimizer):
         super().build(variables)
         self._build_slots(variables)
         if self.nonfinite == "skip":
+            # every replica decides on the same all-reduced gradient: the first replica's count is everyone's
             self.skipped_steps = self.add_variable(shape=(), initializer="zeros", dtype="int64",
-                                                   name="skipped_steps")
+                                                   aggregation="only_first_replica", name="skipped_steps")
 
     def _check_hyper_parameters(self, variables):
         dtypes = {keras.backend.standardize_dtype(v.dtype) for v in variables}
@@ -271,11 +272,18 @@ class _Optimizer(keras.optimizers.Optimizer):
                 "nonfinite='skip'. Received: nonfinite='raise' in a jit_compile=True step")
         grads = [tf.debugging.check_numerics(g, f"nonfinite gradient for {v.name}")
                  for g, v in zip(grads, variables, strict=True)]
-        if ops.is_tensor(learning_rate) or isinstance(learning_rate, keras.Variable):
-            lr = tf.debugging.check_numerics(tf.convert_to_tensor(learning_rate), "nonfinite learning_rate at step time")
-            with tf.control_dependencies([tf.debugging.assert_non_negative(
-                    lr, message="negative learning_rate at step time")]):
-                learning_rate = tf.identity(lr)
+        checks = list(grads)
+        rate_is_tensor = ops.is_tensor(learning_rate) or isinstance(learning_rate, keras.Variable)
+        if rate_is_tensor:
+            learning_rate = tf.debugging.check_numerics(tf.convert_to_tensor(learning_rate),
+                                                        "nonfinite learning_rate at step time")
+            checks += [learning_rate, tf.debugging.assert_non_negative(
+                learning_rate, message="negative learning_rate at step time")]
+        # every write waits for every check: a NaN in one gradient leaves all variables unchanged
+        with tf.control_dependencies([c for c in checks if c is not None]):
+            grads = [tf.identity(g) for g in grads]
+            if rate_is_tensor:
+                learning_rate = tf.identity(learning_rate)
         return grads, learning_rate
 
     def _distributed_step(self, distribution, grads_and_vars, learning_rate, finite):
