@@ -115,7 +115,7 @@ def _low_and_double(draw, kind):
 def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_on_float16_bfloat16_float64_variables(kind):
     """Every optimizer on float16, bfloat16 and float64 variables: the update is computed in float32
     (float64), the low-precision variable rounded once per step (``cases.tolerance``)."""
-    @settings(max_examples=60)
+    @settings(max_examples=40)
     @given(_low_and_double(kind))
     def check(drawn):
         dtype, data = drawn

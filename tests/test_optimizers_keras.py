@@ -43,13 +43,14 @@ IDS = [p[0] for p in PAIRS]
 #: one configuration per class covering every slot kind, for the checks that fit a model
 CORE = [p for p in PAIRS if p[0] in ("momentum", "adagrad", "rmsprop_centered_momentum", "adam", "amsgrad")]
 CORE_IDS = [p[0] for p in CORE]
-SIZES = {"small": [(3, 5), (7,)], "large": [(64, 80), (7,)]}  # 15 + 7, 5120 + 7 elements
-assert np.prod(SIZES["small"][0]) < _fused.MIN_SIZE <= np.prod(SIZES["large"][0])
+#: one variable above _fused.MIN_SIZE (the fused kernel) and two below (op by op), in every test
+SHAPES = [(64, 80), (3, 5), (7,)]
+assert np.prod(SHAPES[1]) < _fused.MIN_SIZE <= np.prod(SHAPES[0])
 RNG = np.random.default_rng(12)
 
 
-def _variables(size):
-    return [keras.Variable(RNG.normal(size=s).astype(np.float32)) for s in SIZES[size]]
+def _variables():
+    return [keras.Variable(RNG.normal(size=s).astype(np.float32)) for s in SHAPES]
 
 
 def _grads(variables, scale=1.0):
@@ -66,10 +67,9 @@ OPTIONS = [{}, {"use_ema": True}, {"gradient_accumulation_steps": 2},
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=["plain", "ema", "accumulation", "ema_accumulation"])
-@pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("ours, twin", [p[1:] for p in PAIRS], ids=IDS)
-def test_weights_layout_is_the_keras_twins(ours, twin, size, options):
-    variables = _variables(size)
+def test_weights_layout_is_the_keras_twins(ours, twin, options):
+    variables = _variables()
     a, b = ours(**options), twin(**options)
     a.build(variables)
     b.build(variables)
@@ -94,22 +94,21 @@ def test_low_precision_slots_are_float32_otherwise_the_twins_layout(ours, twin):
             assert dtype == "float32", path
 
 
-def _fitted(optimizer, x, y, size):
+def _fitted(optimizer, x, y):
+    """A model with a 64 x 80 kernel (fused kernel) and small biases and kernel (op by op), fitted one epoch."""
     keras.utils.set_random_seed(3)
-    units = 80 if size == "large" else 5
-    model = keras.Sequential([keras.Input((x.shape[1],)), keras.layers.Dense(units), keras.layers.Dense(1)])
+    model = keras.Sequential([keras.Input((x.shape[1],)), keras.layers.Dense(80), keras.layers.Dense(1)])
     model.compile(optimizer, loss="mse")
     model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
     return model
 
 
 @pytest.mark.parametrize("fmt", ["weights.h5", "keras"])
-@pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("ours, twin", [p[1:] for p in CORE], ids=CORE_IDS)
-def test_a_state_saved_from_the_keras_twin_loads_into_the_right_slots(ours, twin, size, fmt, tmp_path):
-    x = RNG.normal(size=(32, 64 if size == "large" else 3)).astype(np.float32)
+def test_a_state_saved_from_the_keras_twin_loads_into_the_right_slots(ours, twin, fmt, tmp_path):
+    x = RNG.normal(size=(32, 64)).astype(np.float32)
     y = RNG.normal(size=(32, 1)).astype(np.float32)
-    trained = _fitted(twin(), x, y, size)
+    trained = _fitted(twin(), x, y)
     path = tmp_path / f"twin.{fmt}"
     trained.save_weights(path) if fmt == "weights.h5" else trained.save(path)
     for opt in (ours(), ours(nonfinite="skip")):
@@ -131,9 +130,9 @@ def test_a_state_saved_from_the_keras_twin_loads_into_the_right_slots(ours, twin
 def test_sgd_momentum_continues_from_a_keras_state_as_keras_does(tmp_path):
     """Same algorithm (GBC16 Alg. 8.2 = Keras' SGD momentum): after loading the twin's state, one more
     step of each gives the same weights, so the velocity landed in the velocity slot."""
-    x = RNG.normal(size=(32, 3)).astype(np.float32)
+    x = RNG.normal(size=(32, 64)).astype(np.float32)
     y = RNG.normal(size=(32, 1)).astype(np.float32)
-    trained = _fitted(K.SGD(0.05, momentum=0.9), x, y, "small")
+    trained = _fitted(K.SGD(0.05, momentum=0.9), x, y)
     trained.save_weights(tmp_path / "w.weights.h5")
     model = keras.models.clone_model(trained)
     model.compile(ko.SGD(0.05, momentum=0.9), loss="mse")
@@ -169,32 +168,32 @@ def test_signature_starts_with_the_keras_twins_in_its_order(cls):
     assert {n: config[n] for n in names} == values
 
 
-@pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("ours", [p[1] for p in CORE], ids=CORE_IDS)
-def test_clipnorm_with_indexed_slices_equals_the_dense_gradient(ours, size):
-    """Keras' test_clipnorm_indexed_slices (an Embedding model with clipnorm fits) and, directly, the
-    clipped sparse step equals the clipped dense step."""
-    rows = 2000 if size == "large" else 10  # 8000 or 40 embedding parameters
-    model = keras.Sequential([keras.Input((5,), dtype="int32"), keras.layers.Embedding(rows, 4), keras.layers.Flatten(),
-                              keras.layers.Dense(2)])
+def test_clipnorm_with_indexed_slices_equals_the_dense_gradient(ours):
+    """Keras' test_clipnorm_indexed_slices (an Embedding model with clipnorm fits; here two tables, of 40 and
+    8000 parameters) and, directly, the clipped sparse step equals the clipped dense step."""
+    tokens = keras.Input((5,), dtype="int32")
+    small, large = keras.layers.Embedding(10, 4)(tokens), keras.layers.Embedding(2000, 4)(tokens)
+    out = keras.layers.Dense(2)(keras.layers.Flatten()(keras.layers.Concatenate()([small, large])))
+    model = keras.Model(tokens, out)
     model.compile(optimizer=ours(clipnorm=100.0), loss="mse")
     model.fit(np.ones((8, 5), np.int32), np.zeros((8, 2), np.float32), verbose=0)
     assert all(np.isfinite(w).all() for w in model.get_weights())
-    values = tf.constant(RNG.normal(size=(3, 4)).astype(np.float32) * 10)
-    sparse = tf.IndexedSlices(values, tf.constant([1, 4, 4]), tf.constant([rows, 4]))
-    a, b = keras.Variable(np.ones((rows, 4), np.float32)), keras.Variable(np.ones((rows, 4), np.float32))
-    ours(clipnorm=0.5).apply([sparse], [a])
-    ours(clipnorm=0.5).apply([tf.convert_to_tensor(sparse)], [b])
-    np.testing.assert_array_equal(a.numpy(), b.numpy())
-    assert not np.array_equal(a.numpy(), np.ones((rows, 4)))
+    for rows in (10, 2000):
+        values = tf.constant(RNG.normal(size=(3, 4)).astype(np.float32) * 10)
+        sparse = tf.IndexedSlices(values, tf.constant([1, 4, 4]), tf.constant([rows, 4]))
+        a, b = keras.Variable(np.ones((rows, 4), np.float32)), keras.Variable(np.ones((rows, 4), np.float32))
+        ours(clipnorm=0.5).apply([sparse], [a])
+        ours(clipnorm=0.5).apply([tf.convert_to_tensor(sparse)], [b])
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        assert not np.array_equal(a.numpy(), np.ones((rows, 4)))
 
 
-@pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("ours", [p[1] for p in PAIRS], ids=IDS)
-def test_ema_follows_its_formula_and_overwrites(ours, size):
+def test_ema_follows_its_formula_and_overwrites(ours):
     """EMA of the weights (Keras' base class): a_1 = theta_1, a_k = m a_{k-1} + (1 - m) theta_k, and every
     ``ema_overwrite_frequency`` steps the weights become a_k."""
-    variables = _variables(size)
+    variables = _variables()
     opt = ours(use_ema=True, ema_momentum=0.9, ema_overwrite_frequency=3)
     previous = None
     for k in range(1, 6):
@@ -213,12 +212,11 @@ def test_ema_follows_its_formula_and_overwrites(ours, size):
         previous = averages
 
 
-@pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("ours", [p[1] for p in PAIRS], ids=IDS)
-def test_gradient_accumulation_with_weight_decay_equals_one_step_on_the_mean(ours, size):
+def test_gradient_accumulation_with_weight_decay_equals_one_step_on_the_mean(ours):
     """Keras' test_gradient_accumulation_with_weigth_decay: 3 accumulated micro-steps = 1 step on their mean."""
     one, acc = ours(weight_decay=0.05), ours(weight_decay=0.05, gradient_accumulation_steps=3)
-    a, b = _variables(size), None
+    a, b = _variables(), None
     b = [keras.Variable(v.numpy()) for v in a]
     for _ in range(4):
         micro = [_grads(a) for _ in range(3)]
@@ -231,13 +229,12 @@ def test_gradient_accumulation_with_weight_decay_equals_one_step_on_the_mean(our
     assert int(acc.iterations.numpy()) == 4 and int(acc._iterations.numpy()) == 12
 
 
-@pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("ours", [p[1] for p in PAIRS], ids=IDS)
-def test_weight_decay_on_a_zero_gradient_decays_geometrically(ours, size):
+def test_weight_decay_on_a_zero_gradient_decays_geometrically(ours):
     """Keras applies theta <- theta - theta wd lr before the update; a zero gradient updates by 0 in every
     rule here (SGD, momentum from v = 0, Adagrad 0 / (delta + 0), RMSprop and Adam 0 / sqrt(delta)), so
     theta_k = theta_0 (1 - wd lr)^k."""
-    variables = _variables(size)
+    variables = _variables()
     theta0 = [v.numpy().astype(np.float64) for v in variables]
     opt = ours(weight_decay=0.1)
     lr = float(opt.learning_rate.numpy())
@@ -247,10 +244,9 @@ def test_weight_decay_on_a_zero_gradient_decays_geometrically(ours, size):
         np.testing.assert_allclose(v.numpy(), t0 * (1 - 0.1 * lr) ** 5, rtol=20 * 2.0 ** -24)
 
 
-@pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("ours", [p[1] for p in PAIRS], ids=IDS)
-def test_set_weights_copies_every_variable_and_needs_a_built_optimizer(ours, size):
-    variables = _variables(size)
+def test_set_weights_copies_every_variable_and_needs_a_built_optimizer(ours):
+    variables = _variables()
     first = ours(nonfinite="skip")
     for _ in range(2):
         first.apply(_grads(variables), variables)
@@ -271,12 +267,11 @@ def test_pickling_keeps_the_config(ours):
     assert type(reloaded) is type(opt)
 
 
-@pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("ours", [p[1] for p in CORE], ids=CORE_IDS)
-def test_tf_train_checkpoint_restores_the_model_and_every_slot(ours, size, tmp_path):
-    x = RNG.normal(size=(16, 64 if size == "large" else 3)).astype(np.float32)
+def test_tf_train_checkpoint_restores_the_model_and_every_slot(ours, tmp_path):
+    x = RNG.normal(size=(16, 64)).astype(np.float32)
     y = RNG.normal(size=(16, 1)).astype(np.float32)
-    model = _fitted(ours(nonfinite="skip"), x, y, size)
+    model = _fitted(ours(nonfinite="skip"), x, y)
     optimizer = model.optimizer
     checkpoint = tf.train.Checkpoint(model, optimizer=optimizer)
     saved = [v.numpy().copy() for v in optimizer.variables]

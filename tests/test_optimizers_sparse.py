@@ -38,36 +38,38 @@ def _sparse(rows, step):
 
 
 def _stepper(pairs):
-    def step(g):
-        for sparse_opt, dense_opt, a, b in pairs:
+    def step(gs):
+        for (sparse_opt, dense_opt, a, b), g in zip(pairs, gs, strict=True):
             sparse_opt.apply([g], [a])
             dense_opt.apply([tf.convert_to_tensor(g)], [b])
 
     return step
 
 
-@pytest.mark.parametrize("size", list(ROWS))
 @pytest.mark.parametrize("kind", list(MAKERS))
-def test_sparse_gradients_step_as_their_dense_form(kind, size):
-    """Every nonfinite mode of one execution mode in one function (one trace per mode)."""
-    rows = ROWS[size]
-    table = RNG.normal(size=(rows, 16)).astype(np.float32)
-    steps = [_sparse(rows, k) for k in range(3)]
+def test_sparse_gradients_step_as_their_dense_form(kind):
+    """Every nonfinite mode and both table sizes of one execution mode in one function (one trace per mode)."""
+    tables = {rows: RNG.normal(size=(rows, 16)).astype(np.float32) for rows in ROWS.values()}
+    cases = [(n, rows) for n in ("propagate", "skip", "raise") for rows in tables]
+    steps = [[_sparse(rows, k) for _, rows in cases] for k in range(3)]
     for mode, nonfinite_modes in MODES.items():
-        pairs = [(MAKERS[kind](nonfinite=n), MAKERS[kind](nonfinite=n), keras.Variable(table), keras.Variable(table))
-                 for n in nonfinite_modes]
+        active = [i for i, (n, _) in enumerate(cases) if n in nonfinite_modes]
+        pairs = [(MAKERS[kind](nonfinite=cases[i][0]), MAKERS[kind](nonfinite=cases[i][0]),
+                  keras.Variable(tables[cases[i][1]]), keras.Variable(tables[cases[i][1]])) for i in active]
         step = _stepper(pairs)
         fn = step if mode == "eager" else tf.function(step, jit_compile=mode == "xla")
-        for g in steps:
-            fn(g)
-        for nonfinite, (sparse_opt, dense_opt, a, b) in zip(nonfinite_modes, pairs, strict=True):
-            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=f"{mode} {nonfinite}")
+        for gs in steps:
+            fn([gs[i] for i in active])
+        for i, (sparse_opt, dense_opt, a, b) in zip(active, pairs, strict=True):
+            nonfinite, rows = cases[i]
+            where = f"{mode} {nonfinite} {rows} rows"
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=where)
             for u, v in zip(sparse_opt.variables, dense_opt.variables, strict=True):
-                np.testing.assert_array_equal(u.numpy(), v.numpy(), err_msg=f"{mode} {nonfinite} {u.path}")
-            assert not np.array_equal(a.numpy(), table)
+                np.testing.assert_array_equal(u.numpy(), v.numpy(), err_msg=f"{where} {u.path}")
+            assert not np.array_equal(a.numpy(), tables[rows])
             untouched = [r for r in range(rows) if r not in (0, 3, rows - 1)]
             if kind == "sgd":  # no slot: rows without a gradient stay as they were
-                np.testing.assert_array_equal(a.numpy()[untouched], table[untouched])
+                np.testing.assert_array_equal(a.numpy()[untouched], tables[rows][untouched])
 
 
 @pytest.mark.parametrize("kind", list(MAKERS))
