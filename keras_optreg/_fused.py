@@ -12,6 +12,8 @@ Measured with ``tests/benchmarks/bench_optimizers.py`` (README): in graph mode t
 kernels also run concurrently on TensorFlow's inter-op threads, which is how a step uses both
 cores of a CPU; one XLA cluster (an outer ``jit_compile=True``) runs on one.
 
+The variable may be float16 or bfloat16: ``gradient``, ``scalars`` and the slots are then float32 (the
+computing dtype), the variable is read, updated in float32 and rounded once when written.
 ``finite`` is ``None`` (apply the update) or a boolean scalar: when false, every variable and
 slot keeps its value bit for bit (``nonfinite="skip"``). With ``with_norm`` the kernel also returns
 the sum of the gradient's squares, computed in the same kernel (the optimizer's
@@ -43,24 +45,27 @@ def _write(handle, value):
 
 
 @tf.function(jit_compile=True, autograph=False)
-def _kernel(rule, shape, variable, slots, gradient, scalars, finite, with_norm):
+def _kernel(rule, shape, dtype, variable, slots, gradient, scalars, finite, with_norm):
     # Resource handles, not Variables, are the arguments: a trace keyed on (rule, shape, dtype)
     # serves every variable of that shape, in eager mode and inside any caller's graph.
     del shape  # part of the trace key only
-    dtype = gradient.dtype
-    old_slots = [_read(s, dtype) for s in slots]
+    compute = gradient.dtype  # float32 for a float16/bfloat16 variable (optimizers._checks.compute_dtype)
+    old_slots = [_read(s, compute) for s in slots]
     update, *new_slots = rule(gradient, *old_slots, *scalars)
     if finite is None:
         for slot, new in zip(slots, new_slots, strict=True):
             _write(slot, new)
-        tf.raw_ops.AssignAddVariableOp(resource=variable, value=update)
+        if dtype == compute:
+            tf.raw_ops.AssignAddVariableOp(resource=variable, value=update)
+        else:
+            _write(variable, tf.cast(tf.cast(_read(variable, dtype), compute) + update, dtype))
     else:
         for slot, new, prev in zip(slots, new_slots, old_slots, strict=True):
             _write(slot, tf.where(finite, new, prev))
         old = _read(variable, dtype)
-        _write(variable, tf.where(finite, old + update, old))
+        _write(variable, tf.where(finite, tf.cast(tf.cast(old, compute) + update, dtype), old))
     # sum of squares of the gradient this kernel reads anyway (the optimizer's gradient norm)
-    return M.sum_of_squares(gradient) if with_norm else None
+    return tf.cast(M.sum_of_squares(gradient), tf.float32) if with_norm else None
 
 
 #: Variables smaller than this run op by op: below it a kernel launch costs more than the traffic it
@@ -82,8 +87,8 @@ def apply(rule, variable, slots, gradient, scalars, finite=None, with_norm=False
     """Run ``rule`` on ``gradient`` and write ``variable`` and ``slots`` in one XLA kernel; returns
     ``_math.optim.sum_of_squares(gradient)`` when ``with_norm``, else None."""
     gradient = tf.convert_to_tensor(gradient)
-    return _kernel(rule, tuple(gradient.shape), _handle(variable), tuple(_handle(s) for s in slots), gradient,
-                   tuple(scalars), finite, with_norm)
+    return _kernel(rule, tuple(gradient.shape), tf.as_dtype(variable.dtype), _handle(variable),
+                   tuple(_handle(s) for s in slots), gradient, tuple(scalars), finite, with_norm)
 
 
 def _finite(gradients):
@@ -91,6 +96,20 @@ def _finite(gradients):
 
 
 _finite_kernel = tf.function(_finite, jit_compile=True, autograph=False)
+
+
+def _squares(gradients):
+    return [M.sum_of_squares(g) for g in gradients]
+
+
+_squares_kernel = tf.function(_squares, jit_compile=True, autograph=False)
+
+
+def sums_of_squares(gradients):
+    """``_math.optim.sum_of_squares`` of each gradient: one XLA computation where ``available()``."""
+    if available():
+        return _squares_kernel([tf.convert_to_tensor(g) for g in gradients])
+    return _squares(gradients)
 
 
 def all_finite(gradients):

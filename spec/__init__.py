@@ -40,7 +40,15 @@ UNNUMBERED = {
     "early_stopping": (unnumbered.early_stopping,),
 }
 
-SPEC_IDS = tuple(EQUATIONS) + tuple(UNNUMBERED)
+#: optimizer variants Keras users select by argument (``initial_accumulator_value``, ``centered``, ``amsgrad``)
+VARIANTS = {
+    "adagrad": (algorithms.alg_adagrad_step,),
+    "centered_rmsprop": (corrected.centered_rmsprop_mean_gradient, corrected.centered_rmsprop_update,
+                         algorithms.alg_centered_rmsprop_step),
+    "amsgrad": (corrected.amsgrad_second_moment_max, algorithms.alg_amsgrad_step),
+}
 
-__all__ = ["EQUATIONS", "UNNUMBERED", "SPEC_IDS", "algorithms", "corrected", "errata", "printed",
+SPEC_IDS = tuple(EQUATIONS) + tuple(UNNUMBERED) + tuple(VARIANTS)
+
+__all__ = ["EQUATIONS", "UNNUMBERED", "VARIANTS", "SPEC_IDS", "algorithms", "corrected", "errata", "printed",
            "unnumbered"]

@@ -81,7 +81,11 @@ def alg_nesterov_step_lookahead(phi, v, g, eps, alpha):
 
 
 def alg_adagrad_step(theta, r, g, eps, delta):
-    """GBC16 Alg. 8.4 (what the lecture's RMSprop slide prints, with its square root). Returns (theta, r)."""
+    """GBC16 Alg. 8.4 (what the lecture's RMSprop slide prints, with its square root). Returns (theta, r).
+
+    GBC16 starts from r = 0; any other start r_0 (Keras' ``initial_accumulator_value``, 0.1 by
+    default) is the state handed to the first step.
+    """
     r = C.adagrad_accumulator(r, g)
     return C.adagrad_update(theta, g, r, eps, delta), r
 
@@ -111,3 +115,39 @@ def alg_adam_step(theta, s, r, t, g, eps=1e-3, rho1=0.9, rho2=0.999, delta=1e-8)
     s_hat = C.eq16_adam_first_moment_hat(s, rho1, t)
     r_hat = C.eq17_adam_second_moment_hat(r, rho2, t)
     return C.eq18_adam_update(theta, s_hat, r_hat, eps, delta), s, r, t
+
+
+# ---- variants Keras users select by argument -------------------------------------------------
+
+
+def alg_amsgrad_step(theta, s, r, r_max, t, g, eps=1e-3, rho1=0.9, rho2=0.999, delta=1e-8):
+    """AMSGrad [RKK18 Alg. 2] in Keras' and PyTorch's form: Alg. 8.7 with r_hat = max(r_max, r) / (1 - rho2^t).
+
+    ``t`` counts steps taken so far. Returns (theta, s, r, r_max, t + 1).
+    """
+    t = t + 1
+    s = C.eq14_adam_first_moment(s, g, rho1)
+    r = C.eq15_adam_second_moment(r, g, rho2)
+    r_max = C.amsgrad_second_moment_max(r_max, r)
+    s_hat = C.eq16_adam_first_moment_hat(s, rho1, t)
+    r_hat = C.eq17_adam_second_moment_hat(r_max, rho2, t)
+    return C.eq18_adam_update(theta, s_hat, r_hat, eps, delta), s, r, r_max, t
+
+
+def alg_centered_rmsprop_step(theta, r, b, g, eps, rho, delta):
+    """Centered RMSProp [Gra13 eqs. 38-41] without momentum. Returns (theta, r, b)."""
+    r = C.eq11_rmsprop_accumulator(r, g, rho)
+    b = C.centered_rmsprop_mean_gradient(b, g, rho)
+    return C.centered_rmsprop_update(theta, g, r, b, eps, delta), r, b
+
+
+def alg_centered_rmsprop_nesterov_step(theta, r, b, v, grad_fn, eps, rho, alpha, delta):
+    """GBC16 Alg. 8.6 (Nesterov momentum, gradient at the interim point theta + alpha v) with [Gra13]'s
+    centered denominator sqrt(r - b^2 + delta) (delta kept: r - b^2 can be 0). Returns (theta, r, b, v)."""
+    g = grad_fn(C.eq09_momentum_update(theta, np.float64(alpha) * np.asarray(v, np.float64)))
+    r = C.eq11_rmsprop_accumulator(r, g, rho)
+    b = C.centered_rmsprop_mean_gradient(b, g, rho)
+    b64 = np.asarray(b, np.float64)
+    v = np.float64(alpha) * np.asarray(v, np.float64) - np.float64(eps) / np.sqrt(
+        r - b64 * b64 + np.float64(delta)) * np.asarray(g, np.float64)
+    return C.eq09_momentum_update(theta, v), r, b, v

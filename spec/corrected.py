@@ -12,6 +12,9 @@ References:
           7.1, 8.1-8.7, sec. 7.1.1 (eq. 7.1).
   [IS15]  Ioffe & Szegedy, ICML 2015, Algorithms 1 and 2, sec. 3.2.
   [KB15]  Kingma & Ba, "Adam", ICLR 2015, Algorithm 1.
+  [RKK18] Reddi, Kale & Kumar, "On the Convergence of Adam and Beyond", ICLR 2018, Algorithm 2 (AMSGrad).
+  [Gra13] Graves, "Generating Sequences With Recurrent Neural Networks", arXiv:1308.0850, eqs. (38)-(41)
+          (centered RMSProp).
   PyTorch torch.nn.Linear.reset_parameters: kaiming_uniform_(weight, a=sqrt(5)), bias
           U(-1/sqrt(fan_in), 1/sqrt(fan_in)); torch.nn.init.calculate_gain("leaky_relu", a).
   Flax    flax.linen.Dense default kernel_init = lecun_normal() =
@@ -232,6 +235,28 @@ def eq17_adam_second_moment_hat(r, rho2, t):
 def eq18_adam_update(theta, s_hat, r_hat, eps, delta):
     r"""GBC16 Alg. 8.7: :math:`\Delta\theta = -\epsilon \frac{\hat s}{\sqrt{\hat r} + \delta}`, :math:`\theta \leftarrow \theta + \Delta\theta`."""
     return _f64(theta) + (-_f64(eps) * _f64(s_hat) / (np.sqrt(_f64(r_hat)) + _f64(delta)))
+
+
+def amsgrad_second_moment_max(r_max_prev, r):
+    r"""[RKK18] Alg. 2: :math:`\hat v_t = \max(\hat v_{t-1}, v_t)`, the running maximum of the second moment.
+
+    Keras and PyTorch (``amsgrad=True``) take it of the uncorrected :math:`r` and then divide by
+    :math:`1 - \rho_2^t` as Adam does; [RKK18]'s box has no bias correction.
+    """
+    return np.maximum(_f64(r_max_prev), _f64(r))
+
+
+def centered_rmsprop_mean_gradient(b_prev, g, rho):
+    r"""[Gra13] eq. (39): :math:`g_i = \aleph g_i + (1 - \aleph) \epsilon_i` (here :math:`b \leftarrow \rho b + (1-\rho) g`)."""
+    return _f64(rho) * _f64(b_prev) + (1.0 - _f64(rho)) * _f64(g)
+
+
+def centered_rmsprop_update(theta, g, r, b, eps, delta):
+    r"""[Gra13] eqs. (40)-(41) with momentum :math:`\beth = 0`:
+    :math:`\theta \leftarrow \theta - \frac{\epsilon}{\sqrt{r - b \odot b + \delta}} \odot g`, :math:`r` of eq. (38)
+    (= ``eq11_rmsprop_accumulator``)."""
+    b = _f64(b)
+    return _f64(theta) + (-_f64(eps) / np.sqrt(_f64(r) - b * b + _f64(delta))) * _f64(g)
 
 
 # --------------------------------------------------------------------------------------------

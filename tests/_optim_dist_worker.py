@@ -70,6 +70,29 @@ def main(out):
         results[f"loop/{name}/replicas"] = np.array(
             [float(v.numpy()) for v in strategy.experimental_local_results(opt.gradient_norm.value)])
 
+    # nonfinite="skip": a NaN on replica 0 alone makes the all-reduced gradient NaN; every replica skips
+    with strategy.scope():
+        m = model()
+        opt = ko.Adam(1e-3, nonfinite="skip")
+        opt.build(m.trainable_variables)
+
+    @tf.function
+    def poisoned_step(batch):
+        def replica_step(xb, yb):
+            poison = tf.where(tf.distribute.get_replica_context().replica_id_in_sync_group == 0, np.nan, 1.0)
+            with tf.GradientTape() as tape:
+                loss = tf.nn.compute_average_loss(poison * tf.reduce_mean(tf.square(m(xb) - yb), axis=-1),
+                                                  global_batch_size=GLOBAL_BATCH)
+            opt.apply(tape.gradient(loss, m.trainable_variables), m.trainable_variables)
+
+        strategy.run(replica_step, args=batch)
+
+    poisoned_step(next(iter(dist)))
+    results["skip/skipped_steps"] = int(opt.skipped_steps.numpy())
+    results["skip/weights_unchanged"] = all(np.array_equal(v, w) for v, w in zip(m.get_weights(), w0,
+                                                                                        strict=True))
+    results["skip/norm"] = float(opt.gradient_norm.numpy())
+
     with strategy.scope():
         m = model()
         m.compile(ko.Adam(1e-3), loss="mse", jit_compile=False)

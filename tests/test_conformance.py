@@ -95,13 +95,15 @@ def _adam_without_power(g, s, r, t, *scalars):
 
 
 class _SignFlippedAdam(keras_optreg.Adam):
-    def _apply_rule(self, rule, *args):
-        super()._apply_rule(_FLIPPED_ADAM, *args)
+    def _rule(self, variable, learning_rate):
+        _, slots, scalars = super()._rule(variable, learning_rate)
+        return _FLIPPED_ADAM, slots, scalars
 
 
 class _NoPowerAdam(keras_optreg.Adam):
-    def _apply_rule(self, rule, *args):
-        super()._apply_rule(_adam_without_power, *args)
+    def _rule(self, variable, learning_rate):
+        _, slots, scalars = super()._rule(variable, learning_rate)
+        return _adam_without_power, slots, scalars
 
 
 def test_eq18_conformance_flags_a_sign_flipped_adam():
@@ -133,8 +135,9 @@ def test_conformance_cli_json_only_and_exit_code(capsys):
 
 
 class _SignFlippedSGD(keras_optreg.SGD):
-    def _apply_rule(self, rule, *args):
-        super()._apply_rule(_FLIPPED_SGD, *args)
+    def _rule(self, variable, learning_rate):
+        _, slots, scalars = super()._rule(variable, learning_rate)
+        return _FLIPPED_SGD, slots, scalars
 
 
 def test_conformance_cli_exit_code_is_one_when_keras_optreg_deviates(monkeypatch, capsys):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import pytest
 import tensorflow as tf
-from hypothesis import given
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import keras_optreg
 from keras_optreg import functional as F
@@ -14,32 +16,55 @@ from tests import _optim_cases as cases
 from tests.assertions import assert_conforms
 
 FACTORIES = {"sgd": F.sgd, "momentum": F.sgd, "nesterov": F.sgd, "adagrad": F.adagrad, "rmsprop": F.rmsprop,
-             "rmsprop_momentum": F.rmsprop, "adam": F.adam}
+             "rmsprop_momentum": F.rmsprop, "adam": F.adam, "adagrad_r0": F.adagrad, "centered_rmsprop": F.rmsprop,
+             "amsgrad": F.adam}
 
 
-def functional_trajectory(kind, hp, theta0, grads):
+def functional_trajectory(kind, hp, theta0, grads, dtype="float32"):
     opt = FACTORIES[kind](**cases.constructor_kwargs(kind, hp))
-    weights = {"layer": [tf.constant(theta0)]}  # nested: a dict of lists
+    weights = {"layer": [tf.constant(theta0, dtype)]}  # nested: a dict of lists
     opt_state = opt.init(weights)
     out = []
     for g in grads:
-        updates, opt_state = opt.update({"layer": [tf.constant(g)]}, opt_state, weights)
+        updates, opt_state = opt.update({"layer": [tf.constant(g, dtype)]}, opt_state, weights)
         weights = F.apply_updates(weights, updates)
-        out.append(weights["layer"][0].numpy())
+        out.append(np.asarray(weights["layer"][0].numpy(), np.float64))
+    assert weights["layer"][0].dtype == dtype
     return out
 
 
+def _check(kind, eq, data, dtype="float32"):
+    hp, theta0, grads = data
+    states = cases.spec_states(kind, hp, theta0, grads, dtype, functional=True)
+    want = [theta for theta, _ in states]
+    assume(max(float(np.max(np.abs(w))) for w in want) < float(ml_dtypes.finfo(cases.NP_DTYPES[dtype]).max) / 2)
+    got = functional_trajectory(kind, hp, theta0, grads, dtype)
+    rtol, atol = cases.tolerance(kind, hp, theta0, want, dtype, grads, states, functional=True)
+    for t, (a, b) in enumerate(zip(got, want, strict=True), start=1):
+        assert_conforms(a, b, eq=f"{eq} t={t} {dtype}", rtol=rtol, atol=atol, inputs={"hp": hp, "theta0": theta0})
+
+
 @pytest.mark.parametrize("kind, eq", [("sgd", "eq05"), ("momentum", "eq09"), ("nesterov", "eq09"),
-                                      ("adagrad", "alg8.4"), ("rmsprop", "eq12"), ("adam", "eq18")])
-def test_eq05_eq09_eq12_eq18_functional_trajectories_match_spec(kind, eq):
+                                      ("adagrad", "alg8.4"), ("rmsprop", "eq12"), ("adam", "eq18"),
+                                      ("adagrad_r0", "alg8.4 r0"), ("centered_rmsprop", "Graves eqs. 38-40"),
+                                      ("amsgrad", "AMSGrad")])
+def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_functional_trajectories_match_spec(kind, eq):
     @given(cases.trajectories(kind))
     def check(data):
-        hp, theta0, grads = data
-        got = functional_trajectory(kind, hp, theta0, grads)
-        want = cases.spec_trajectory(kind, hp, theta0, grads)
-        rtol, atol = cases.tolerance(kind, hp, theta0, want)
-        for t, (a, b) in enumerate(zip(got, want, strict=True), start=1):
-            assert_conforms(a, b, eq=f"{eq} t={t}", rtol=rtol, atol=atol, inputs={"hp": hp, "theta0": theta0})
+        _check(kind, eq, data)
+
+    check()
+
+
+@pytest.mark.parametrize("kind", cases.KINDS)
+def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_functional_on_float16_bfloat16_float64(kind):
+    """Low-precision parameters: slots and updates in float32, apply_updates rounds once per step."""
+    @settings(max_examples=30)
+    @given(st.sampled_from(("float16", "bfloat16", "float64")).flatmap(
+        lambda d: st.tuples(st.just(d), cases.trajectories(kind, d))))
+    def check(drawn):
+        dtype, data = drawn
+        _check(kind, kind, data, dtype)
 
     check()
 
@@ -58,11 +83,11 @@ def test_eq12_functional_rmsprop_nesterov_momentum_trajectory_matches_gbc16_alg8
         phi = weights["layer"][0]
         updates, opt_state = opt.update({"layer": [tf.constant(a) * phi]}, opt_state, weights)
         weights = F.apply_updates(weights, updates)
-        v = opt_state["velocity"]["layer"][0].numpy().astype(np.float64)
-        got.append(weights["layer"][0].numpy().astype(np.float64) - alpha * v)
+        m = opt_state["momentum"]["layer"][0].numpy().astype(np.float64)  # m = -v, Keras' sign
+        got.append(weights["layer"][0].numpy().astype(np.float64) + alpha * m)
     want = cases.spec_rmsprop_nesterov(hp, a, theta0)
     rtol, atol = cases.rmsprop_nesterov_tolerance(hp, a, theta0, want)
-    for t, (g, (w, _, _)) in enumerate(zip(got, want, strict=True), start=1):
+    for t, (g, (w, _, _, _)) in enumerate(zip(got, want, strict=True), start=1):
         assert_conforms(g, w, eq=f"eq12 alg8.6 t={t}", rtol=rtol, atol=atol,
                         inputs={"hp": hp, "a": a, "theta0": theta0})
 

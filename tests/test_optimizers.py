@@ -1,11 +1,16 @@
-"""keras_optreg optimizers against the corrected spec (GBC16 Alg. 8.1-8.7): trajectories."""
+"""keras_optreg optimizers against the corrected spec (GBC16 Alg. 8.1-8.7 and the variants): trajectories.
+
+Imports no TensorFlow: ``tox -e jax`` runs this file on the JAX backend too.
+"""
 
 from __future__ import annotations
 
 import keras
+import ml_dtypes
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import keras_optreg
 from keras_optreg_spec import algorithms as A
@@ -14,57 +19,109 @@ from tests import _optim_cases as cases
 from tests.assertions import assert_conforms
 
 CLASSES = {"sgd": keras_optreg.SGD, "momentum": keras_optreg.SGD, "nesterov": keras_optreg.SGD,
-           "adagrad": keras_optreg.Adagrad, "rmsprop": keras_optreg.RMSprop, "adam": keras_optreg.Adam}
+           "adagrad": keras_optreg.Adagrad, "rmsprop": keras_optreg.RMSprop, "adam": keras_optreg.Adam,
+           "adagrad_r0": keras_optreg.Adagrad, "centered_rmsprop": keras_optreg.RMSprop, "amsgrad": keras_optreg.Adam}
+#: float64 where the backend holds it (JAX does only with jax_enable_x64; tox -e jax runs without)
+FLOAT64 = float(keras.ops.convert_to_numpy(keras.ops.convert_to_tensor(1 + 2.0 ** -40, dtype="float64"))) != 1.0
+LOW_AND_DOUBLE = ("float16", "bfloat16") + (("float64",) if FLOAT64 else ())
 
 
-def keras_trajectory(kind, hp, theta0, grads):
+def keras_trajectory(kind, hp, theta0, grads, dtype="float32"):
     opt = CLASSES[kind](**cases.constructor_kwargs(kind, hp))
-    var = keras.Variable(theta0)
+    var = keras.Variable(np.asarray(theta0), dtype=dtype)
     out = []
     for g in grads:
-        opt.apply([g], [var])
-        out.append(np.array(var.numpy()))
+        opt.apply([keras.ops.convert_to_tensor(np.asarray(g), dtype=dtype)], [var])
+        out.append(np.asarray(keras.ops.convert_to_numpy(var), np.float64))
+    assert keras.backend.standardize_dtype(var.dtype) == dtype
     return out
 
 
-def check_trajectory(kind, eq, data):
+def check_trajectory(kind, eq, data, dtype="float32"):
     hp, theta0, grads = data
-    got = keras_trajectory(kind, hp, theta0, grads)
-    want = cases.spec_trajectory(kind, hp, theta0, grads)
-    rtol, atol = cases.tolerance(kind, hp, theta0, want)
+    states = cases.spec_states(kind, hp, theta0, grads, dtype)
+    want = [theta for theta, _ in states]
+    # a spec trajectory beyond the variable's range (float16: 65504) cannot be stored: not an example
+    assume(max(float(np.max(np.abs(w))) for w in want) < float(ml_dtypes.finfo(cases.NP_DTYPES[dtype]).max) / 2)
+    got = keras_trajectory(kind, hp, theta0, grads, dtype)
+    rtol, atol = cases.tolerance(kind, hp, theta0, want, dtype, grads, states)
     for t, (a, b) in enumerate(zip(got, want, strict=True), start=1):
-        assert_conforms(a, b, eq=f"{eq} t={t}", rtol=rtol, atol=atol,
+        assert_conforms(a, b, eq=f"{eq} t={t} {dtype}", rtol=rtol, atol=atol,
                         inputs={"hp": hp, "theta0": theta0, "grads": grads[:t]})
 
 
+@pytest.mark.spec("eq04", "eq05")
 @given(cases.trajectories("sgd"))
 def test_eq04_eq05_sgd_trajectory_matches_spec(data):
     check_trajectory("sgd", "eq05", data)
 
 
+@pytest.mark.spec("eq08", "eq09")
 @given(cases.trajectories("momentum"))
 def test_eq08_eq09_momentum_trajectory_matches_spec(data):
     check_trajectory("momentum", "eq09", data)
 
 
+@pytest.mark.spec("eq09")
 @given(cases.trajectories("nesterov"))
 def test_eq09_nesterov_lookahead_trajectory_matches_spec(data):
     check_trajectory("nesterov", "eq09", data)
 
 
+@pytest.mark.spec("adagrad")
 @given(cases.trajectories("adagrad"))
 def test_adagrad_trajectory_matches_spec_alg84(data):
     check_trajectory("adagrad", "alg8.4", data)
 
 
+@pytest.mark.spec("adagrad")
+@given(cases.trajectories("adagrad_r0"))
+def test_adagrad_initial_accumulator_value_trajectory_matches_spec_alg84_from_r0(data):
+    """``Adagrad(initial_accumulator_value=r0)``: Alg. 8.4 started from r = r0 (Keras' default 0.1 among them)."""
+    check_trajectory("adagrad_r0", "alg8.4 r0", data)
+
+
+@pytest.mark.spec("eq11", "eq12")
 @given(cases.trajectories("rmsprop"))
 def test_eq11_eq12_rmsprop_trajectory_matches_spec(data):
     check_trajectory("rmsprop", "eq12", data)
 
 
+@pytest.mark.spec("centered_rmsprop")
+@given(cases.trajectories("centered_rmsprop"))
+def test_centered_rmsprop_trajectory_matches_spec_graves2013(data):
+    check_trajectory("centered_rmsprop", "Graves eqs. 38-40", data)
+
+
+@pytest.mark.spec("eq14", "eq15", "eq16", "eq17", "eq18")
 @given(cases.trajectories("adam"))
 def test_eq14_eq15_eq16_eq17_eq18_adam_trajectory_matches_spec(data):
     check_trajectory("adam", "eq18", data)
+
+
+@pytest.mark.spec("amsgrad")
+@given(cases.trajectories("amsgrad"))
+def test_amsgrad_trajectory_matches_spec(data):
+    check_trajectory("amsgrad", "AMSGrad", data)
+
+
+@st.composite
+def _low_and_double(draw, kind):
+    dtype = draw(st.sampled_from(LOW_AND_DOUBLE))
+    return dtype, draw(cases.trajectories(kind, dtype))
+
+
+@pytest.mark.parametrize("kind", cases.KINDS)
+def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_on_float16_bfloat16_float64_variables(kind):
+    """Every optimizer on float16, bfloat16 and float64 variables: the update is computed in float32
+    (float64), the low-precision variable rounded once per step (``cases.tolerance``)."""
+    @settings(max_examples=40)
+    @given(_low_and_double(kind))
+    def check(drawn):
+        dtype, data = drawn
+        check_trajectory(kind, kind, data, dtype)
+
+    check()
 
 
 def test_eq18_adam_differs_from_keras_epsilon_hat_form():
@@ -97,33 +154,46 @@ def test_eq04_eq07_eq10_eq13_fit_uses_the_mean_of_per_example_gradients(batch):
     assert_conforms(model.layers[0].kernel.numpy(), want, eq="eq04", rtol=1e-5, atol=1e-6)
 
 
-def _velocity(opt):
-    (v,) = [w for w in opt.variables if "velocity" in w.path]
+def _slot(opt, name):
+    (v,) = [w for w in opt.variables if w.path.endswith(f"_{name}")]
     return v
 
 
-@given(cases.rmsprop_nesterov_quadratics())
-def test_eq12_rmsprop_nesterov_momentum_trajectory_matches_gbc16_alg86(data):
-    """RMSprop(momentum) holds phi = theta + alpha v (look-ahead form); theta = phi - alpha v follows
-    spec GBC16 Alg. 8.6 with the gradient a * theta~ of f = 0.5 sum(a theta^2) at the interim point."""
-    hp, a, theta0 = data
-    opt = keras_optreg.RMSprop(epsilon=cases.NESTEROV_RMSPROP_DELTA, **hp)
-    var = keras.Variable(theta0)
-    opt.build([var])
-    alpha = float(cases.S.as_float32(hp["momentum"]))
-    got = []
-    for _ in range(cases.STEPS):
-        opt.apply([a * var.numpy()], [var])  # the gradient at phi, the interim point of Alg. 8.6
-        got.append(var.numpy().astype(np.float64) - alpha * _velocity(opt).numpy().astype(np.float64))
-    want = cases.spec_rmsprop_nesterov(hp, a, theta0)
-    rtol, atol = cases.rmsprop_nesterov_tolerance(hp, a, theta0, want)
-    for t, (g, (w, _, _)) in enumerate(zip(got, want, strict=True), start=1):
-        assert_conforms(g, w, eq=f"eq12 alg8.6 t={t}", rtol=rtol, atol=atol,
-                        inputs={"hp": hp, "a": a, "theta0": theta0})
+@pytest.mark.parametrize("centered", [False, True], ids=["plain", "centered"])
+def test_eq12_centered_rmsprop_nesterov_momentum_trajectory_matches_gbc16_alg86(centered):
+    """RMSprop(momentum) holds phi = theta + alpha v (look-ahead form) and the slot m = -v (Keras' sign);
+    theta = phi + alpha m follows spec GBC16 Alg. 8.6 with the gradient a * theta~ of f = 0.5 sum(a theta^2)
+    at the interim point; ``centered`` with Graves' denominator (float64 variables: centered RMSprop's
+    r - b^2 cancels, which float32 would turn into noise on this slowly varying gradient)."""
+    dtype = "float64" if centered else "float32"
+    if not FLOAT64 and centered:
+        pytest.skip("this backend stores float64 as float32 (JAX without jax_enable_x64)")
+
+    @given(cases.rmsprop_nesterov_quadratics(centered))
+    def check(data):
+        hp, a, theta0 = data
+        opt = keras_optreg.RMSprop(epsilon=cases.NESTEROV_RMSPROP_DELTA, centered=centered, **hp)
+        var = keras.Variable(np.asarray(theta0), dtype=dtype)
+        opt.build([var])
+        alpha = cases.rounded_hyper(hp, dtype)["momentum"]
+        got = []
+        for _ in range(cases.STEPS):
+            phi = np.asarray(keras.ops.convert_to_numpy(var), np.float64)
+            opt.apply([keras.ops.convert_to_tensor(a * phi, dtype=dtype)], [var])  # the gradient at phi
+            m = np.asarray(keras.ops.convert_to_numpy(_slot(opt, "momentum")), np.float64)
+            got.append(np.asarray(keras.ops.convert_to_numpy(var), np.float64) + alpha * m)
+        want = cases.spec_rmsprop_nesterov(hp, a, theta0, centered, dtype)
+        rtol, atol = cases.rmsprop_nesterov_tolerance(hp, a, theta0, want, centered, dtype)
+        for t, (g, (w, _, _, _)) in enumerate(zip(got, want, strict=True), start=1):
+            assert_conforms(g, w, eq=f"eq12 alg8.6 centered={centered} t={t}", rtol=rtol, atol=atol,
+                            inputs={"hp": hp, "a": a, "theta0": theta0})
+
+    check()
 
 
 def test_eq12_rmsprop_momentum_is_nesterov_not_keras_classical_momentum():
-    """The docstring's claim: Keras' RMSprop(momentum) is classical momentum, so the two differ."""
+    """The docstring's claim: Keras' RMSprop(momentum) is classical momentum, so the two differ; the
+    slots are Keras' (velocity r, then momentum m only when momentum > 0)."""
     g = np.array([1.0, -2.0], np.float32)
     ours, theirs = keras_optreg.RMSprop(0.01, momentum=0.9), keras.optimizers.RMSprop(0.01, momentum=0.9)
     a, b = keras.Variable(np.zeros(2, np.float32)), keras.Variable(np.zeros(2, np.float32))
@@ -133,5 +203,7 @@ def test_eq12_rmsprop_momentum_is_nesterov_not_keras_classical_momentum():
     assert not np.allclose(a.numpy(), b.numpy(), rtol=1e-2)
     plain = keras_optreg.RMSprop(momentum=0.0)
     plain.build([keras.Variable(np.zeros(2, np.float32))])
-    assert not [w for w in plain.variables if "velocity" in w.path]  # the slot only when momentum > 0
-    assert _velocity(ours).shape == (2,)
+    assert not [w for w in plain.variables if w.path.endswith("_momentum")]  # the slot only when momentum > 0
+    assert _slot(ours, "momentum").shape == (2,)
+    # Keras' sign: both momentum buffers grow along the gradient at the first step (m = lr g / sqrt(...) > 0 for g > 0)
+    assert np.sign(_slot(ours, "momentum").numpy()[0]) == np.sign(_slot(theirs, "momentum").numpy()[0]) == 1.0

@@ -245,13 +245,21 @@ def test_nonfinite_raise(make, mode):
         _nonfinite_run(make(nonfinite="raise"), mode)
 
 
-def test_nonfinite_raise_under_xla_is_documented_as_propagate():
-    """XLA drops tf.debugging.check_numerics; the docstring says "raise" then behaves like "propagate"."""
-    opt = keras_optreg.Adam(nonfinite="raise")
+@pytest.mark.parametrize("make", MAKERS, ids=IDS)
+def test_nonfinite_raise_refuses_an_xla_step_instead_of_propagating(make):
+    """XLA drops tf.debugging.check_numerics: a jit_compile=True step with nonfinite="raise" is refused
+    when traced (ValueError naming the fix) and the weights are untouched; without XLA it raises."""
+    opt = make(nonfinite="raise")
     v = keras.Variable(np.zeros(3, np.float32))
     opt.build([v])
-    tf.function(lambda g: opt.apply([g], [v]), jit_compile=True)(tf.constant([np.nan, 1.0, 1.0], tf.float32))
-    assert np.isnan(v.numpy()[0]) and np.isfinite(v.numpy()[1:]).all()
+    with pytest.raises(ValueError, match="cannot raise inside an XLA-compiled step.*jit_compile=False"):
+        tf.function(lambda g: opt.apply([g], [v]), jit_compile=True)(tf.constant([np.nan, 1.0, 1.0], tf.float32))
+    np.testing.assert_array_equal(v.numpy(), 0.0)
+    x, y = DATA
+    m = _model(make(nonfinite="raise"))
+    m.compile(m.optimizer, loss="mse", jit_compile=True)
+    with pytest.raises(ValueError, match="cannot raise inside an XLA-compiled step"):
+        m.fit(x, y, batch_size=8, epochs=1, verbose=0)
 
 
 def test_keras_machinery_keeps_working_ema_accumulation_loss_scale():
@@ -352,3 +360,23 @@ def test_fused_kernel_takes_sparse_gradients_as_their_dense_form(make):
     make().apply([tf.convert_to_tensor(sparse)], [want])
     np.testing.assert_array_equal(got.numpy(), want.numpy())
     assert not np.array_equal(got.numpy(), table)
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph"])
+@pytest.mark.parametrize("make", MAKERS, ids=IDS)
+def test_nonfinite_raise_leaves_every_variable_unchanged(make, mode):
+    """A NaN in the last gradient only: the step raises before any variable (or slot) is written, also in
+    graph mode, where the other variables' updates would not wait for the failing check on their own.
+    (Keras' own ``iterations`` counter, incremented after the step, may still advance in graph mode.)"""
+    opt = make(nonfinite="raise")
+    vs = [keras.Variable(x) for x in BIG]
+    opt.build(vs)
+    fn = (lambda g: opt.apply(g, vs)) if mode == "eager" else tf.function(lambda g: opt.apply(g, vs))
+    state = vs + [v for v in opt.variables if not v.path.endswith("/iteration")]
+    before = [v.numpy().copy() for v in state]
+    grads = [tf.constant(g) for g in BIG_GRADS[0]]
+    grads[-1] = tf.fill(grads[-1].shape, np.nan)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="nonfinite gradient"):
+        fn(grads)
+    for b, a in zip(before, state, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b)

@@ -1,5 +1,6 @@
 """``optimizer.gradient_norm`` under ``MirroredStrategy``: the norm of the all-reduced (global-batch)
-gradient, not one replica's share, with and without clipping (``tests/_optim_dist_worker.py``).
+gradient, not one replica's share, with and without clipping, and ``nonfinite="skip"`` deciding on
+that gradient (``tests/_optim_dist_worker.py``).
 
 Tolerance: the strategy sums the two replicas' float32 gradients, each a sum over 8 examples, where
 one device sums 16: each gradient element differs by a few float32 roundings (Higham 2002 eq. 4.4:
@@ -47,3 +48,11 @@ def test_gradient_norm_under_mirrored_strategy_is_the_global_batch_gradient_norm
     np.testing.assert_allclose(result[case], result["want"], rtol=32 * U)
     if case.startswith("loop/"):
         np.testing.assert_array_equal(result[f"{case}/replicas"], result[case])
+
+
+def test_nonfinite_skip_under_mirrored_strategy_skips_on_every_replica(result):
+    """A NaN on one replica reaches the all-reduced gradient: the step is skipped everywhere, counted once,
+    the weights unchanged, the recorded norm NaN."""
+    assert int(result["skip/skipped_steps"]) == 1
+    assert bool(result["skip/weights_unchanged"])
+    assert np.isnan(result["skip/norm"])

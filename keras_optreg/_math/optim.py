@@ -58,7 +58,24 @@ def rmsprop(g, r, lr, rho, delta):
     return ops.negative(lr) / ops.sqrt(delta + r) * g, r
 
 
-def rmsprop_nesterov(g, r, v, lr, rho, delta, alpha):
+def rmsprop_centered(g, r, b, lr, rho, delta):
+    r"""Graves (2013) eqs. (38)-(40) without momentum: centered RMSProp, :math:`\delta` inside the root.
+
+    .. math:: r \leftarrow \rho r + (1-\rho) g \odot g, \qquad
+              b \leftarrow \rho b + (1-\rho) g, \qquad
+              \theta \leftarrow \theta - \frac{\epsilon}{\sqrt{\max(r - b \odot b, 0) + \delta}} \odot g
+
+    :math:`r - b^2` is an estimate of the gradient's variance, :math:`\ge 0` in exact arithmetic
+    (Jensen: :math:`b` and :math:`r` average :math:`g` and :math:`g^2` with the same weights);
+    float rounding can take it below 0, where a small :math:`\delta` would give NaN, so it is
+    clamped at 0. Returns ``(update, r, b)``.
+    """
+    r = rho * r + (1.0 - rho) * (g * g)
+    b = rho * b + (1.0 - rho) * g
+    return ops.negative(lr) / ops.sqrt(delta + ops.maximum(r - b * b, 0.0)) * g, r, b
+
+
+def rmsprop_nesterov(g, r, m, lr, rho, delta, alpha):
     r"""GBC16 Alg. 8.6 (RMSProp with Nesterov momentum) in look-ahead form, :math:`\delta` inside the root.
 
     Alg. 8.6 takes the gradient at the interim point :math:`\tilde\theta = \theta + \alpha v`:
@@ -74,14 +91,29 @@ def rmsprop_nesterov(g, r, v, lr, rho, delta, alpha):
     .. math:: v \leftarrow \alpha v - u, \qquad \phi \leftarrow \phi + \alpha v - u
 
     (:math:`\phi_{new} = \theta + v_{new} + \alpha v_{new} = \phi - \alpha v + v_{new} + \alpha v_{new}`).
-    Alg. 8.6's box has no :math:`\delta` (it divides by :math:`\sqrt{r}`, 0 when the gradients
-    so far are 0); :math:`\delta` sits inside the square root as in Alg. 8.5, and
-    :math:`\delta \to 0` recovers the box. Returns ``(update, r, v)``.
+    The slot holds :math:`m = -v` (``keras.optimizers.RMSprop``'s sign for its momentum slot, so a
+    state saved from Keras' twin loads with its meaning): :math:`m \leftarrow \alpha m + u`,
+    :math:`\phi \leftarrow \phi - (\alpha m + u)`. Alg. 8.6's box has no :math:`\delta` (it divides
+    by :math:`\sqrt{r}`, 0 when the gradients so far are 0); :math:`\delta` sits inside the square root
+    as in Alg. 8.5, and :math:`\delta \to 0` recovers the box. Returns ``(update, r, m)``.
     """
     r = rho * r + (1.0 - rho) * (g * g)
     u = lr / ops.sqrt(delta + r) * g
-    v = alpha * v - u
-    return alpha * v - u, r, v
+    m = alpha * m + u
+    return ops.negative(alpha * m + u), r, m
+
+
+def rmsprop_centered_nesterov(g, r, m, b, lr, rho, delta, alpha):
+    r"""``rmsprop_nesterov`` with Graves' (2013) centered denominator :math:`\sqrt{\max(r - b \odot b, 0) + \delta}`.
+
+    :math:`b \leftarrow \rho b + (1-\rho) g` (Graves eq. 39); the momentum is this library's
+    Nesterov look-ahead form (GBC16 Alg. 8.6), not Graves' heavy-ball eq. (40). Returns ``(update, r, m, b)``.
+    """
+    r = rho * r + (1.0 - rho) * (g * g)
+    b = rho * b + (1.0 - rho) * g
+    u = lr / ops.sqrt(delta + ops.maximum(r - b * b, 0.0)) * g
+    m = alpha * m + u
+    return ops.negative(alpha * m + u), r, m, b
 
 
 def adam(g, s, r, t, lr, rho1, rho2, delta):
@@ -110,6 +142,26 @@ def adam(g, s, r, t, lr, rho1, rho2, delta):
 
 
 
+
+
+def amsgrad(g, s, r, r_max, t, lr, rho1, rho2, delta):
+    r"""AMSGrad (Reddi et al. 2018, Alg. 2) in the form Keras and PyTorch use: ``adam`` with the running maximum
+    :math:`\tilde r \leftarrow \max(\tilde r, r)` of the (uncorrected) second moment in the denominator.
+
+    .. math:: \tilde r \leftarrow \max(\tilde r, r), \qquad
+              \theta \leftarrow \theta - \epsilon \frac{\hat s}{\sqrt{\tilde r / (1-\rho_2^t)} + \delta}
+
+    Reddi et al.'s Alg. 2 has no bias correction, no :math:`\delta` and a decaying
+    :math:`\beta_{1t}`, :math:`\alpha_t`; Keras keeps Adam's bias corrections and takes the maximum of
+    the uncorrected :math:`r` (with its epsilon-hat, see ``adam``), PyTorch the same with
+    :math:`\delta` outside :math:`\sqrt{\hat r}`, as here. Returns ``(update, s, r, r_max)``.
+    """
+    s = rho1 * s + (1.0 - rho1) * g
+    r = rho2 * r + (1.0 - rho2) * (g * g)
+    r_max = ops.maximum(r_max, r)
+    root = ops.sqrt(1.0 - ops.power(rho2, t))
+    step = ops.negative(lr) * root / (1.0 - ops.power(rho1, t))
+    return step * s / (ops.sqrt(r_max) + delta * root), s, r, r_max
 
 #: ``sum_of_squares`` adds this many contiguous slices elementwise per level.
 SUM_BLOCK = 16

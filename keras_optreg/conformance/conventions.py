@@ -67,3 +67,31 @@ def adam_bias_correction_without_power(theta, state, g, lr, t, h):
     state["r"] = b2 * state["r"] + (1.0 - b2) * g * g
     s_hat, r_hat = state["s"] / (1.0 - b1), state["r"] / (1.0 - b2)
     return theta - lr * s_hat / (np.sqrt(r_hat) + h["epsilon"])
+
+
+def rmsprop_centered_delta_outside(theta, state, g, lr, t, h):
+    """PyTorch ``RMSprop(centered=True)``: :math:`\\theta \\leftarrow \\theta - \\epsilon g / (\\sqrt{r - b^2} + \\delta)`."""
+    state["r"] = h["rho"] * state["r"] + (1.0 - h["rho"]) * g * g
+    state["b"] = h["rho"] * state["b"] + (1.0 - h["rho"]) * g
+    return theta - lr * g / (np.sqrt(np.maximum(state["r"] - state["b"] ** 2, 0.0)) + h["epsilon"])
+
+
+def amsgrad_epsilon_hat(theta, state, g, lr, t, h):
+    """``keras.optimizers.Adam(amsgrad=True)``: the epsilon-hat form of ``adam_epsilon_hat`` with
+    :math:`\\tilde r = \\max(\\tilde r, r)` in the denominator."""
+    b1, b2 = h["beta_1"], h["beta_2"]
+    state["s"] = b1 * state["s"] + (1.0 - b1) * g
+    state["r"] = b2 * state["r"] + (1.0 - b2) * g * g
+    state["m"] = np.maximum(state["m"], state["r"])
+    step = lr * np.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
+    return theta - step * state["s"] / (np.sqrt(state["m"]) + h["epsilon"])
+
+
+def amsgrad_max_of_corrected(theta, state, g, lr, t, h):
+    """``optax.amsgrad``: the running maximum of the *bias-corrected* second moment,
+    :math:`\\tilde r \\leftarrow \\max(\\tilde r, r / (1 - \\rho_2^t))`, then Alg. 8.7's step."""
+    b1, b2 = h["beta_1"], h["beta_2"]
+    state["s"] = b1 * state["s"] + (1.0 - b1) * g
+    state["r"] = b2 * state["r"] + (1.0 - b2) * g * g
+    state["m"] = np.maximum(state["m"], state["r"] / (1.0 - b2 ** t))
+    return theta - lr * state["s"] / (1.0 - b1 ** t) / (np.sqrt(state["m"]) + h["epsilon"])

@@ -29,9 +29,22 @@ def optimizer(kind):
                                              nesterov=nest))
     if kind == "adagrad":
         return ("optax.adagrad", lambda hp: inject(optax.adagrad)(learning_rate=hp["learning_rate"], eps=hp["epsilon"]))
-    if kind == "rmsprop":
-        return ("optax.rmsprop(decay=rho)",
-                lambda hp: inject(optax.rmsprop)(learning_rate=hp["learning_rate"], decay=hp["rho"], eps=hp["epsilon"]))
+    if kind == "adagrad_r0":
+        from keras_optreg.conformance.optimizers import R0
+
+        return (f"optax.adagrad(initial_accumulator_value={R0})",
+                lambda hp: inject(optax.adagrad)(learning_rate=hp["learning_rate"], eps=hp["epsilon"],
+                                                 initial_accumulator_value=R0))
+    if kind in ("rmsprop", "centered_rmsprop"):
+        centered = kind == "centered_rmsprop"
+        return (f"optax.rmsprop(decay=rho{', centered=True' if centered else ''})",
+                lambda hp: inject(optax.rmsprop)(learning_rate=hp["learning_rate"], decay=hp["rho"], eps=hp["epsilon"],
+                                                 centered=centered))
+    if kind == "amsgrad":
+        return ("optax.amsgrad", lambda hp: inject(optax.amsgrad)(learning_rate=hp["learning_rate"], b1=hp["beta_1"],
+                                                                  b2=hp["beta_2"], eps=hp["epsilon"]))
+    if kind != "adam":
+        raise ValueError(f"no optax runner for optimizer row {kind!r}")
     return ("optax.adam", lambda hp: inject(optax.adam)(learning_rate=hp["learning_rate"], b1=hp["beta_1"],
                                                         b2=hp["beta_2"], eps=hp["epsilon"]))
 

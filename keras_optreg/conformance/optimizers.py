@@ -23,18 +23,24 @@ from keras_optreg_spec import printed as P
 from keras_optreg_spec.errata import BY_ID
 
 ULP = 2.0 ** -24
-KINDS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+KINDS = ("sgd", "momentum", "nesterov", "adagrad", "adagrad_r0", "rmsprop", "centered_rmsprop", "adam", "amsgrad")
 ROWS = {
     "sgd": "eq04-05 SGD (GBC16 Alg. 8.1)",
     "momentum": "eq07-09 momentum (GBC16 Alg. 8.2)",
     "nesterov": "eq09 Nesterov, look-ahead form (GBC16 Alg. 8.3)",
     "adagrad": "AdaGrad (GBC16 Alg. 8.4)",
+    "adagrad_r0": "AdaGrad from r0 = 0.1 (GBC16 Alg. 8.4, initial_accumulator_value)",
     "rmsprop": "eq10-12 RMSprop (GBC16 Alg. 8.5)",
+    "centered_rmsprop": "centered RMSprop (Graves 2013 eqs. 38-40)",
     "adam": "eq13-18 Adam (GBC16 Alg. 8.7)",
+    "amsgrad": "AMSGrad (Reddi et al. 2018 Alg. 2, Keras' and PyTorch's form)",
 }
 SPEC_IDS = {"sgd": ("eq04", "eq05"), "momentum": ("eq07", "eq08", "eq09"), "nesterov": ("eq09",),
-            "adagrad": (), "rmsprop": ("eq10", "eq11", "eq12"),
-            "adam": ("eq13", "eq14", "eq15", "eq16", "eq17", "eq18")}
+            "adagrad": ("adagrad",), "adagrad_r0": ("adagrad",), "rmsprop": ("eq10", "eq11", "eq12"),
+            "centered_rmsprop": ("centered_rmsprop",), "adam": ("eq13", "eq14", "eq15", "eq16", "eq17", "eq18"),
+            "amsgrad": ("amsgrad",)}
+#: the start of the AdaGrad r0 row's accumulator: Keras' default initial_accumulator_value
+R0 = 0.1
 
 
 # ---- examples ------------------------------------------------------------------------------------
@@ -46,10 +52,12 @@ def hyper(kind):
         return st.fixed_dictionaries({"learning_rate": lr})
     if kind in ("momentum", "nesterov"):
         return st.fixed_dictionaries({"learning_rate": lr, "momentum": S.unit_interval})
-    if kind == "adagrad":
+    if kind in ("adagrad", "adagrad_r0"):
         return st.fixed_dictionaries({"learning_rate": lr, "epsilon": S.epsilons})
     if kind == "rmsprop":
         return st.fixed_dictionaries({"learning_rate": lr, "rho": S.unit_interval, "epsilon": S.epsilons})
+    if kind == "centered_rmsprop":
+        return st.fixed_dictionaries({"learning_rate": lr, "rho": st.floats(0.1, 0.9), "epsilon": S.epsilons})
     return st.fixed_dictionaries({"learning_rate": lr, "beta_1": S.unit_interval, "beta_2": S.second_moment_decays,
                                   "epsilon": S.epsilons})
 
@@ -63,7 +71,13 @@ def examples(draw, kind):
     if "epsilon" in hp and draw(st.booleans()):
         # half the examples put |g| within three decades above delta, where delta's placement matters
         scale = float(S.as_float32(hp["epsilon"])) * draw(S.log_uniform(0, 3))
-    grads = S.flush_subnormals(S.as_float32(draw(S.arrays((S.STEPS, *shape), -1.0, 1.0)) * scale))
+    base = draw(S.arrays((S.STEPS, *shape), -1.0, 1.0))
+    if kind == "centered_rmsprop":
+        # r - b^2 (the gradient's variance estimate) cancels: on a nearly constant gradient the float32
+        # denominator of every implementation is rounding noise. Alternating signs and rho in [0.1, 0.9]
+        # keep it within a factor 20 of r (at t = 1 it is rho (1 - rho) g^2 whatever the gradient).
+        base = np.abs(base) * (-1.0) ** np.arange(S.STEPS).reshape((S.STEPS,) + (1,) * len(shape))
+    grads = S.flush_subnormals(S.as_float32(base * scale))
     factors = tuple(draw(st.lists(st.sampled_from((1.0, 0.5, 0.25)), min_size=S.STEPS, max_size=S.STEPS)))
     return hp, theta0, grads, factors
 
@@ -96,10 +110,17 @@ def _corrected(kind):
             theta, s["v"] = A.alg_momentum_step(theta, s["v"], g, lr, h["momentum"])
         elif kind == "nesterov":
             theta, s["v"] = A.alg_nesterov_step_lookahead(theta, s["v"], g, lr, h["momentum"])
-        elif kind == "adagrad":
+        elif kind in ("adagrad", "adagrad_r0"):
+            if kind == "adagrad_r0" and t == 1:
+                s["r"] = s["r"] + R0
             theta, s["r"] = A.alg_adagrad_step(theta, s["r"], g, lr, h["epsilon"])
         elif kind == "rmsprop":
             theta, s["r"] = A.alg_rmsprop_step(theta, s["r"], g, lr, h["rho"], h["epsilon"])
+        elif kind == "centered_rmsprop":
+            theta, s["r"], s["b"] = A.alg_centered_rmsprop_step(theta, s["r"], s["b"], g, lr, h["rho"], h["epsilon"])
+        elif kind == "amsgrad":
+            theta, s["s"], s["r"], s["m"], _ = A.alg_amsgrad_step(theta, s["s"], s["r"], s["m"], t - 1, g, lr,
+                                                                   h["beta_1"], h["beta_2"], h["epsilon"])
         else:
             theta, s["s"], s["r"], _ = A.alg_adam_step(theta, s["s"], s["r"], t - 1, g, lr, h["beta_1"],
                                                        h["beta_2"], h["epsilon"])
@@ -135,7 +156,7 @@ def trajectory(step):
         hp, theta0, grads, factors = example
         h = _h(hp)
         theta = np.asarray(theta0, np.float64)
-        slots = {k: np.zeros_like(theta) for k in ("v", "b", "r", "s")}
+        slots = {k: np.zeros_like(theta) for k in ("v", "b", "r", "s", "m")}
         out = []
         with np.errstate(all="ignore"):
             for t, (g, lr) in enumerate(zip(np.asarray(grads, np.float64), learning_rates(hp, factors),
@@ -157,8 +178,10 @@ def tolerance(kind):
         hp, theta0 = example[0], example[1]
         h = _h(hp)
         rel = 64 * ULP * S.STEPS
-        if kind == "adam":
+        if kind in ("adam", "amsgrad"):
             rel += 4 * ULP * S.STEPS / (1.0 - max(h["beta_1"], h["beta_2"]))
+        if kind == "centered_rmsprop":
+            rel *= 20  # the denominator's cancellation: r - b^2 is at least r / 20 on these examples
         if kind in ("momentum", "nesterov"):
             rel /= 1.0 - h["momentum"]
         path = [np.asarray(theta0, np.float64)] + list(np.asarray(expected))
@@ -181,7 +204,14 @@ CONVENTIONS = {
     "nesterov": (("learning rate outside the velocity (PyTorch nesterov: theta -= lr (g + mu b))",
                   K.nesterov_lr_outside),),
     "adagrad": (("initial accumulator 0.1 and delta inside sqrt(r + delta) (Keras Adagrad)", K.adagrad_keras),),
+    "adagrad_r0": (("delta inside sqrt(r + delta) (Keras Adagrad, optax.adagrad)", K.adagrad_keras),),
     "rmsprop": (("delta outside the root, sqrt(r) + delta (PyTorch RMSprop)", K.rmsprop_delta_outside),),
+    "centered_rmsprop": (("delta outside the root, sqrt(r - b^2) + delta (PyTorch RMSprop(centered=True))",
+                          K.rmsprop_centered_delta_outside),),
+    "amsgrad": (("epsilon-hat: delta added to sqrt(max r) before the bias correction (Keras Adam(amsgrad=True))",
+                 K.amsgrad_epsilon_hat),
+                ("maximum of the bias-corrected second moment r / (1 - beta_2^t) (optax.amsgrad)",
+                 K.amsgrad_max_of_corrected)),
     "adam": (("epsilon-hat: delta added to sqrt(r) before the bias correction (Kingma & Ba sec. 2 end; Keras)",
               K.adam_epsilon_hat),
              ("bias correction 1 - beta instead of 1 - beta^t (the power of printed eqs. 16-17, erratum E-adam)",
@@ -218,9 +248,11 @@ def _ours(kind):
     import keras_optreg
 
     cls = {"sgd": keras_optreg.SGD, "momentum": keras_optreg.SGD, "nesterov": keras_optreg.SGD,
-           "adagrad": keras_optreg.Adagrad, "rmsprop": keras_optreg.RMSprop, "adam": keras_optreg.Adam}[kind]
-    extra = {"nesterov": True} if kind == "nesterov" else {}
-    name = f"keras_optreg.{cls.__name__}" + ("(nesterov=True)" if extra else "")
+           "adagrad": keras_optreg.Adagrad, "adagrad_r0": keras_optreg.Adagrad, "rmsprop": keras_optreg.RMSprop,
+           "centered_rmsprop": keras_optreg.RMSprop, "adam": keras_optreg.Adam, "amsgrad": keras_optreg.Adam}[kind]
+    extra = {"nesterov": {"nesterov": True}, "adagrad_r0": {"initial_accumulator_value": R0},
+             "centered_rmsprop": {"centered": True}, "amsgrad": {"amsgrad": True}}.get(kind, {})
+    name = f"keras_optreg.{cls.__name__}" + (f"({', '.join(f'{k}={v}' for k, v in extra.items())})" if extra else "")
     return name, lambda hp: cls(**hp, **extra)
 
 
@@ -236,9 +268,16 @@ def _keras(kind):
                 lambda hp: o.SGD(hp["learning_rate"], momentum=hp["momentum"], nesterov=nest))
     if kind == "adagrad":
         return "keras.optimizers.Adagrad", lambda hp: o.Adagrad(hp["learning_rate"], epsilon=hp["epsilon"])
-    if kind == "rmsprop":
-        return "keras.optimizers.RMSprop", lambda hp: o.RMSprop(hp["learning_rate"], rho=hp["rho"],
-                                                                epsilon=hp["epsilon"])
+    if kind == "adagrad_r0":
+        return (f"keras.optimizers.Adagrad(initial_accumulator_value={R0})",
+                lambda hp: o.Adagrad(hp["learning_rate"], initial_accumulator_value=R0, epsilon=hp["epsilon"]))
+    if kind in ("rmsprop", "centered_rmsprop"):
+        centered = kind == "centered_rmsprop"
+        return (f"keras.optimizers.RMSprop{'(centered=True)' if centered else ''}",
+                lambda hp: o.RMSprop(hp["learning_rate"], rho=hp["rho"], epsilon=hp["epsilon"], centered=centered))
+    if kind == "amsgrad":
+        return "keras.optimizers.Adam(amsgrad=True)", lambda hp: o.Adam(
+            hp["learning_rate"], beta_1=hp["beta_1"], beta_2=hp["beta_2"], epsilon=hp["epsilon"], amsgrad=True)
     return "keras.optimizers.Adam", lambda hp: o.Adam(hp["learning_rate"], beta_1=hp["beta_1"], beta_2=hp["beta_2"],
                                                       epsilon=hp["epsilon"])
 
@@ -265,7 +304,10 @@ def checks(kind):
         yield make_check(kind, "spec (as printed)", "keras_optreg_spec.printed", trajectory(_printed(kind)))
     else:
         reason = {"nesterov": "the lecture prints no Nesterov step",
-                  "adagrad": "the lecture prints AdaGrad's accumulator on the RMSprop slide (see that row)"}[kind]
+                  "adagrad": "the lecture prints AdaGrad's accumulator on the RMSprop slide (see that row)",
+                  "adagrad_r0": "the lecture prints no initial accumulator",
+                  "centered_rmsprop": "the lecture prints no centered RMSprop",
+                  "amsgrad": "the lecture prints no AMSGrad"}[kind]
         yield E.na(ROWS[kind], "spec (as printed)", "keras_optreg_spec.printed", reason)
     if T.installed():
         name, factory = T.optimizer(kind)

@@ -35,9 +35,22 @@ def optimizer(kind):
                                     nesterov=hp["momentum"] > 0))
     if kind == "adagrad":
         return ("torch.optim.Adagrad", lambda p, hp: o.Adagrad(p, lr=hp["learning_rate"], eps=hp["epsilon"]))
-    if kind == "rmsprop":
-        return ("torch.optim.RMSprop(alpha=rho)",
-                lambda p, hp: o.RMSprop(p, lr=hp["learning_rate"], alpha=hp["rho"], eps=hp["epsilon"]))
+    if kind == "adagrad_r0":
+        from keras_optreg.conformance.optimizers import R0
+
+        return (f"torch.optim.Adagrad(initial_accumulator_value={R0})",
+                lambda p, hp: o.Adagrad(p, lr=hp["learning_rate"], eps=hp["epsilon"], initial_accumulator_value=R0))
+    if kind in ("rmsprop", "centered_rmsprop"):
+        centered = kind == "centered_rmsprop"
+        return (f"torch.optim.RMSprop(alpha=rho{', centered=True' if centered else ''})",
+                lambda p, hp: o.RMSprop(p, lr=hp["learning_rate"], alpha=hp["rho"], eps=hp["epsilon"],
+                                        centered=centered))
+    if kind == "amsgrad":
+        return ("torch.optim.Adam(amsgrad=True)",
+                lambda p, hp: o.Adam(p, lr=hp["learning_rate"], betas=(hp["beta_1"], hp["beta_2"]), eps=hp["epsilon"],
+                                     amsgrad=True))
+    if kind != "adam":
+        raise ValueError(f"no PyTorch runner for optimizer row {kind!r}")
     return ("torch.optim.Adam", lambda p, hp: o.Adam(p, lr=hp["learning_rate"], betas=(hp["beta_1"], hp["beta_2"]),
                                                     eps=hp["epsilon"]))
 

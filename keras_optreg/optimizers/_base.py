@@ -1,0 +1,341 @@
+"""The machinery every keras_optreg optimizer shares (``_Optimizer``); the rules are in ``_math/optim.py``.
+
+Keras' chain of a step is ``apply`` -> (unscale) -> ``_backend_apply_gradients`` -> (gradient
+accumulation) -> ``_clip_gradients`` -> (weight decay) -> ``_backend_update_step``. This class
+overrides ``apply`` (checks and dense, float32 gradients), ``_clip_gradients`` (the gradient norm
+when clipping) and ``_backend_update_step`` (``nonfinite``, the gradient norm, one step per
+variable); a subclass gives each variable's rule, slots and scalars (``_rule``) and builds its slots
+(``_build_slots``) in the layout of its Keras twin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from keras_optreg import _fused
+from keras_optreg import _validation as V
+from keras_optreg._math import optim as M
+from keras_optreg.optimizers import _checks as C
+
+NONFINITE = ("propagate", "skip", "raise")
+
+
+class _Untracked:
+    """Holds a Variable where neither Keras' tracker (``optimizer.variables``, ``.keras`` and
+    ``.weights.h5`` files, ``set_weights``) nor TensorFlow's (``tf.train.Checkpoint``) records it:
+    both track attributes that are Variables, lists or dicts, not a plain object."""
+
+    __slots__ = ("variable",)
+
+    def __init__(self, variable):
+        self.variable = variable
+
+
+def _tensorflow():
+    return keras.backend.backend() == "tensorflow"
+
+
+def _multi_replica():
+    """In a replica context of a ``tf.distribute`` strategy with more than one replica."""
+    if not _tensorflow() or not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
+        return False
+    return tf.distribute.get_strategy().num_replicas_in_sync > 1
+
+
+def _in_xla():
+    """Whether the step is being traced into an XLA computation (``jit_compile=True``)."""
+    if not _tensorflow() or tf.executing_eagerly():
+        return False
+    from tensorflow.python.ops import control_flow_util  # TensorFlow's own test for XLA contexts
+
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+def _dense(g):
+    """A sparse gradient (``tf.IndexedSlices``, an Embedding's) as its dense form: rows not looked up
+    get a zero gradient and repeated rows add up, as in the spec's rules."""
+    return tf.convert_to_tensor(g) if _tensorflow() and isinstance(g, tf.IndexedSlices) else g
+
+
+class _Optimizer(keras.optimizers.Optimizer):
+    """Argument checks, low-precision variables, the ``nonfinite`` option, the gradient norm."""
+
+    #: hyper-parameter attribute -> kind (``_checks._KINDS``), checked in each computing dtype at build
+    _HYPER = {}
+
+    def __init__(self, learning_rate, nonfinite="propagate", name=None, **kwargs):
+        nonfinite = V.one_of("nonfinite", nonfinite, NONFINITE)
+        if nonfinite == "raise" and not _tensorflow():
+            raise ValueError("Argument `nonfinite='raise'` needs the TensorFlow backend (tf.debugging.check_numerics)"
+                             f". Received: nonfinite='raise' with KERAS_BACKEND={keras.backend.backend()}")
+        super().__init__(learning_rate=C.learning_rate(learning_rate), name=name, **C.base_options(kwargs))
+        self.nonfinite = nonfinite
+        with keras.name_scope(self.name, caller=self):
+            self._gradient_norm = _Untracked(keras.Variable(
+                np.float32(np.nan), dtype="float32", trainable=False, name="gradient_norm",
+                aggregation="only_first_replica"))
+
+    # -- public state ---------------------------------------------------------------------------
+
+    @property
+    def gradient_norm(self):
+        r"""The global norm :math:`\|g\|_2 = \sqrt{\sum_v \|g_v\|_2^2}` of the gradient the last step applied.
+
+        A float32 scalar ``keras.Variable``, written inside the step (eager, ``tf.function``, XLA), NaN
+        before the first step and NaN/Inf when a gradient is non-finite. :math:`g` is the gradient
+        the update rule receives before ``clipnorm`` / ``global_clipnorm`` / ``clipvalue``: unscaled
+        (after ``loss_scale_factor`` or ``keras.optimizers.LossScaleOptimizer``, which steps the inner
+        optimizer only on finite gradients), under ``gradient_accumulation_steps`` the averaged
+        gradient of the real step (micro-batches leave it unchanged), and under a ``tf.distribute``
+        strategy the all-reduced gradient of the global batch. Not in ``variables``, not saved (the
+        weights layout is Keras' twin's). Without clipping, a variable that takes the fused kernel
+        sums its squares in the kernel (``_fused``); with clipping, under a strategy and with
+        ``nonfinite="skip"`` the norm is one extra pass over the gradients (and, clipping under a
+        multi-replica strategy, one extra all-reduce). On JAX it is written by ``apply`` outside a
+        stateless (jitted) step only; ``model.fit`` there leaves it NaN.
+        """
+        return self._gradient_norm.variable
+
+    @property
+    def learning_rate(self):
+        return self._get_current_learning_rate()
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        # checked where it is assigned: `opt.learning_rate = nan` is a ValueError, not NaN weights
+        keras.optimizers.Optimizer.learning_rate.fset(self, C.learning_rate(value))
+
+    # -- build ----------------------------------------------------------------------------------
+
+    def _check_variable(self, v):
+        if not keras.backend.is_float_dtype(v.dtype):
+            raise TypeError(f"{type(self).__name__} updates floating-point variables only. Received: "
+                            f"variable {C.variable_name(v)!r} of dtype {v.dtype}")
+
+    def build(self, variables):
+        for v in variables:
+            self._check_variable(v)
+        if self.built:
+            return
+        self._check_hyper_parameters(variables)
+        super().build(variables)
+        self._build_slots(variables)
+        if self.nonfinite == "skip":
+            # every replica decides on the same all-reduced gradient: the first replica's count is everyone's
+            self.skipped_steps = self.add_variable(shape=(), initializer="zeros", dtype="int64",
+                                                   aggregation="only_first_replica", name="skipped_steps")
+
+    def _check_hyper_parameters(self, variables):
+        dtypes = {keras.backend.standardize_dtype(v.dtype) for v in variables}
+        for dtype in sorted({C.compute_dtype(d) for d in dtypes}):
+            for name, kind in {**self._HYPER, "clipnorm": "positive", "global_clipnorm": "positive",
+                               "clipvalue": "positive", "loss_scale_factor": "positive"}.items():
+                C.in_dtype(name, getattr(self, name), kind, dtype)
+        for dtype in sorted(dtypes):  # Keras' weight decay computes in the variable's dtype
+            C.in_dtype("weight_decay", self.weight_decay, "kept_nonnegative", dtype, what="applies the weight decay")
+
+    def _build_slots(self, variables):
+        """Create the slots, in the order and with the names of the Keras twin's ``build``."""
+
+    def add_variable_from_reference(self, reference_variable, name=None, initializer="zeros"):
+        """Keras' method, with the computing dtype: slots and gradient accumulators of a float16/bfloat16
+        variable are float32 (EMA averages keep the variable's dtype, as in Keras)."""
+        dtype = C.compute_dtype(reference_variable.dtype)
+        if name == "average" or dtype == keras.backend.standardize_dtype(reference_variable.dtype):
+            return super().add_variable_from_reference(reference_variable, name=name, initializer=initializer)
+        name = f"{C.variable_name(reference_variable).replace('/', '_').replace(':', '_')}_{name or 'var'}"
+        with self._colocated(reference_variable):
+            return self.add_variable(shape=reference_variable.shape, initializer=initializer, dtype=dtype, name=name,
+                                     layout=getattr(reference_variable, "_layout", None))
+
+    def _colocated(self, variable):
+        if not _tensorflow():
+            return contextlib.nullcontext()
+        return self._distribution_strategy.extended.colocate_vars_with(
+            variable.value if isinstance(variable, keras.Variable) else variable)
+
+    def load_own_variables(self, store):
+        """Keras' method; with ``nonfinite="skip"`` it also loads a state saved from the Keras twin, which
+        lacks ``skipped_steps`` (the last variable): the counter then restarts at 0."""
+        if self.nonfinite == "skip" and self.built and len(store.keys()) == len(self.variables) - 1:
+            for i, variable in enumerate(self.variables[:-1]):
+                variable.assign(store[str(i)])
+            self.skipped_steps.assign(0)
+            return
+        super().load_own_variables(store)
+
+    # -- the step ------------------------------------------------------------------------------
+
+    def apply(self, grads, trainable_variables=None):
+        """Keras' ``apply`` after checking every gradient against its variable: as many gradients as
+        variables, float dtypes, the variable's shape (no broadcasting); a sparse gradient becomes its
+        dense form and a float16/bfloat16 one float32 (see ``_checks``). ``None`` gradients are left to
+        Keras (a warning; the variable keeps its value)."""
+        grads = list(grads)
+        variables = self._trainable_variables if trainable_variables is None else list(trainable_variables)
+        if trainable_variables is not None and len(grads) != len(variables):
+            raise ValueError(f"Argument `grads` must hold one gradient per variable ({len(variables)} variables). "
+                             f"Received: {len(grads)} gradients")
+        if len(grads) == len(variables):
+            grads = [self._checked(g, v, i) for i, (g, v) in enumerate(zip(grads, variables, strict=True))]
+        return super().apply(grads, trainable_variables)
+
+    def _checked(self, g, variable, index):
+        self._check_variable(variable)
+        if g is None:
+            return None
+        if _tensorflow() and isinstance(g, tf.IndexedSlices):
+            dense_shape = tf.get_static_value(g.dense_shape)
+            C.gradient_shape(tuple(int(d) for d in dense_shape) if dense_shape is not None
+                             else (None, *g.values.shape[1:]),
+                             variable, index)
+            g = _dense(g)
+        elif not (ops.is_tensor(g) or isinstance(g, keras.Variable)):
+            g = ops.convert_to_tensor(g)
+        dtype = keras.backend.standardize_dtype(g.dtype)
+        if not keras.backend.is_float_dtype(dtype):
+            raise TypeError(f"The gradient of variable {C.variable_name(variable)!r} must be a float tensor. "
+                            f"Received: grads[{index}] of dtype {dtype}")
+        C.gradient_shape(g.shape, variable, index)
+        if _tensorflow() and not g.shape.is_fully_defined():
+            g = tf.ensure_shape(g, variable.shape)  # a runtime check where the static shape is unknown
+        return ops.cast(g, C.compute_dtype(variable.dtype)) if dtype in C.LOW_PRECISION else g
+
+    def _clips(self):
+        return any(x is not None for x in (self.clipnorm, self.global_clipnorm, self.clipvalue))
+
+    def _clip_gradients(self, grads):
+        # Keras calls this once per real step, with the unscaled (and accumulated) gradients, before clipping.
+        if self._clips():
+            present = [g for g in grads if g is not None]
+            if _multi_replica():
+                # Keras clips each replica's share before the all-reduce: the global gradient's norm needs
+                # an all-reduce of its own (only in this combination).
+                present = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, present)
+            self._gradient_norm.variable.assign(M.global_norm([_dense(g) for g in present]))
+        return super()._clip_gradients(grads)
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        """One step on every variable; without clipping, records the gradient norm.
+
+        On TensorFlow the gradients are all-reduced first (a no-op outside a strategy), as Keras'
+        ``TFOptimizer._backend_update_step`` does, so ``nonfinite`` and the norm see the global gradient.
+        """
+        record = not self._clips()
+        learning_rate = C.step_learning_rate(learning_rate)
+        if _tensorflow():
+            variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
+            grads = [_dense(g) for g, _ in self._all_reduce_sum_gradients(list(zip(grads, variables, strict=True)))]
+        else:
+            variables = list(trainable_variables)
+        finite = None
+        if self.nonfinite == "raise":
+            grads, learning_rate = self._raise_on_nonfinite(grads, variables, learning_rate)
+        elif self.nonfinite == "skip":
+            squares = _fused.sums_of_squares(grads)
+            total = ops.sum(ops.stack([ops.cast(q, "float32") for q in squares]))
+            if record:
+                self._gradient_norm.variable.assign(ops.sqrt(total))
+                record = False
+            # a finite sum of squares means finite gradients; an infinite one may be an overflow: test them
+            finite = ops.logical_and(
+                ops.cond(ops.isfinite(total), lambda: ops.convert_to_tensor(True), lambda: _fused.all_finite(grads)),
+                _usable(learning_rate))
+            self.skipped_steps.assign_add(ops.where(finite, 0, 1))
+        if _fused.available():  # TensorFlow outside a strategy: a fused step may sum its gradient's squares
+            squares = [self._step(v, g, learning_rate, finite, record) for g, v in zip(grads, variables, strict=True)]
+            if record:
+                self._gradient_norm.variable.assign(ops.sqrt(ops.sum(ops.stack(squares))))
+            return
+        if record:
+            self._gradient_norm.variable.assign(M.global_norm(grads))
+        if _tensorflow():
+            # the cross-replica update of TFOptimizer._distributed_tf_update_step, with `finite` as an argument
+            tf.__internal__.distribute.interim.maybe_merge_call(
+                self._distributed_step, self._distribution_strategy, list(zip(grads, variables, strict=True)),
+                learning_rate, finite)
+        else:
+            for g, v in zip(grads, variables, strict=True):
+                self._step(v, g, learning_rate, finite, False)
+
+    def _raise_on_nonfinite(self, grads, variables, learning_rate):
+        if _in_xla():
+            raise ValueError(
+                f"{type(self).__name__}(nonfinite='raise') cannot raise inside an XLA-compiled step: XLA drops "
+                "TensorFlow's runtime checks, so a NaN would silently reach the weights. Compile the step "
+                "without XLA (`model.compile(..., jit_compile=False)`, `tf.function(jit_compile=False)`) or use "
+                "nonfinite='skip'. Received: nonfinite='raise' in a jit_compile=True step")
+        grads = [tf.debugging.check_numerics(g, f"nonfinite gradient for {v.name}")
+                 for g, v in zip(grads, variables, strict=True)]
+        checks = list(grads)
+        rate_is_tensor = ops.is_tensor(learning_rate) or isinstance(learning_rate, keras.Variable)
+        if rate_is_tensor:
+            learning_rate = tf.debugging.check_numerics(tf.convert_to_tensor(learning_rate),
+                                                        "nonfinite learning_rate at step time")
+            checks += [learning_rate, tf.debugging.assert_non_negative(
+                learning_rate, message="negative learning_rate at step time")]
+        # every write waits for every check: a NaN in one gradient leaves all variables unchanged
+        with tf.control_dependencies([c for c in checks if c is not None]):
+            grads = [tf.identity(g) for g in grads]
+            if rate_is_tensor:
+                learning_rate = tf.identity(learning_rate)
+        return grads, learning_rate
+
+    def _distributed_step(self, distribution, grads_and_vars, learning_rate, finite):
+        for g, v in grads_and_vars:
+            distribution.extended.update(v, self._step, args=(g, learning_rate, finite, False), group=False)
+
+    def update_step(self, gradient, variable, learning_rate):
+        self._step(variable, gradient, learning_rate, None, False)
+
+    def _rule(self, variable, learning_rate):
+        """``(rule, slots, scalars)`` of ``variable``'s step: ``rule(g, *slots, *scalars) -> (update, *new_slots)``."""
+        raise NotImplementedError
+
+    def _step(self, variable, gradient, learning_rate, finite, with_norm):
+        """theta <- theta + update and slots <- new slots, for ``_rule(variable)``, computed in
+        ``_checks.compute_dtype``; returns the float32 sum of the gradient's squares when ``with_norm``.
+
+        ``finite``: None (apply) or a boolean scalar (False: every variable and slot keeps its value,
+        ``nonfinite="skip"``). Outside a distribution strategy, one XLA kernel per variable of at least
+        ``_fused.MIN_SIZE`` elements (``keras_optreg._fused``); smaller variables, and every variable
+        under a strategy, op by op. The same arithmetic either way.
+        """
+        rule, slots, scalars = self._rule(variable, learning_rate)
+        dtype = keras.backend.standardize_dtype(variable.dtype)
+        cdt = C.compute_dtype(dtype)
+        gradient = ops.cast(gradient, cdt)
+        scalars = tuple(C.as_dtype(x, cdt) for x in scalars)
+        if _fused.available(variable):
+            return _fused.apply(rule, variable, slots, gradient, scalars, finite, with_norm)
+        update, *new_slots = rule(gradient, *slots, *scalars)
+        for slot, new in zip(slots, new_slots, strict=True):
+            self._put(slot, new, finite)
+        if finite is None and dtype == cdt:
+            self.assign_add(variable, update)
+        else:
+            self._put(variable, ops.cast(ops.cast(variable, cdt) + update, dtype), finite)
+        return ops.cast(M.sum_of_squares(gradient), "float32") if with_norm else None
+
+    def _put(self, variable, value, finite):
+        if finite is not None:
+            value = ops.where(finite, value, ops.convert_to_tensor(variable))
+        self.assign(variable, value)
+
+    def get_config(self):
+        config = super().get_config()
+        config["nonfinite"] = self.nonfinite
+        return config
+
+
+def _usable(learning_rate):
+    """A learning rate a step may apply: finite and >= 0 (a Python number is checked already)."""
+    if not ops.is_tensor(learning_rate) and not isinstance(learning_rate, keras.Variable):
+        return ops.convert_to_tensor(True)
+    lr = ops.convert_to_tensor(learning_rate)
+    return ops.logical_and(ops.isfinite(lr), lr >= 0)
