@@ -64,13 +64,15 @@ class _Optimizer(keras.optimizers.Optimizer):
     #: hyper-parameter attribute -> kind (``_checks._KINDS``), checked in each computing dtype at build
     _HYPER = {}
 
-    def __init__(self, learning_rate, nonfinite="propagate", name=None, **kwargs):
+    def __init__(self, learning_rate, nonfinite="propagate", track_gradient_norm=True, name=None, **kwargs):
         nonfinite = V.one_of("nonfinite", nonfinite, NONFINITE)
+        track_gradient_norm = V.boolean("track_gradient_norm", track_gradient_norm)
         if nonfinite == "raise" and not _tensorflow():
             raise ValueError("Argument `nonfinite='raise'` needs the TensorFlow backend (tf.debugging.check_numerics)"
                              f". Received: nonfinite='raise' with KERAS_BACKEND={keras.backend.backend()}")
         super().__init__(learning_rate=C.learning_rate(learning_rate), name=name, **C.base_options(kwargs))
         self.nonfinite = nonfinite
+        self.track_gradient_norm = track_gradient_norm
         with keras.name_scope(self.name, caller=self):
             self._gradient_norm = _Untracked(keras.Variable(
                 np.float32(np.nan), dtype="float32", trainable=False, name="gradient_norm",
@@ -92,7 +94,8 @@ class _Optimizer(keras.optimizers.Optimizer):
         weights layout is Keras' twin's). Without clipping, a variable that takes the fused kernel
         sums its squares in the kernel (``_fused``); with clipping, under a strategy and with
         ``nonfinite="skip"`` the norm is one extra pass over the gradients (and, clipping under a
-        multi-replica strategy, one extra all-reduce). On JAX it is written by ``apply`` outside a
+        multi-replica strategy, one extra all-reduce). With ``track_gradient_norm=False`` it stays NaN
+        and no step computes it. On JAX it is written by ``apply`` outside a
         stateless (jitted) step only; ``model.fit`` there leaves it NaN.
         """
         return self._gradient_norm.variable
@@ -207,7 +210,7 @@ class _Optimizer(keras.optimizers.Optimizer):
 
     def _clip_gradients(self, grads):
         # Keras calls this once per real step, with the unscaled (and accumulated) gradients, before clipping.
-        if self._clips():
+        if self._clips() and self.track_gradient_norm:
             present = [g for g in grads if g is not None]
             if _multi_replica():
                 # Keras clips each replica's share before the all-reduce: the global gradient's norm needs
@@ -222,7 +225,7 @@ class _Optimizer(keras.optimizers.Optimizer):
         On TensorFlow the gradients are all-reduced first (a no-op outside a strategy), as Keras'
         ``TFOptimizer._backend_update_step`` does, so ``nonfinite`` and the norm see the global gradient.
         """
-        record = not self._clips()
+        record = self.track_gradient_norm and not self._clips()
         learning_rate = C.step_learning_rate(learning_rate)
         if _tensorflow():
             variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
@@ -327,6 +330,7 @@ class _Optimizer(keras.optimizers.Optimizer):
     def get_config(self):
         config = super().get_config()
         config["nonfinite"] = self.nonfinite
+        config["track_gradient_norm"] = self.track_gradient_norm
         return config
 
 
