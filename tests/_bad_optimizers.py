@@ -72,6 +72,8 @@ def _construction_rows():
                    ("`learning_rate`", "'0.1'"))
         yield Case(f"optimizers/{key}-nonfinite-unknown", lambda c=cls: c(nonfinite="ignore"), ValueError,
                    ("`nonfinite`", "'ignore'"))
+        yield Case(f"optimizers/{key}-track_gradient_norm-int", lambda c=cls: c(track_gradient_norm=1), TypeError,
+                   ("`track_gradient_norm`", "track_gradient_norm=1"))
         for arg, rows in BASE.items():
             for value, error in rows:
                 yield Case(f"optimizers/{key}-{arg}-{value!r}", lambda c=cls, a=arg, v=value: c(**{a: v}), error,

@@ -311,6 +311,13 @@ def test_monitor_refuses_an_optimizer_without_gradient_norm_when_fit_starts(tmp_
     assert not (tmp_path / "train").exists()
 
 
+def test_monitor_refuses_an_optimizer_that_does_not_track_its_gradient_norm(tmp_path):
+    model = _model(keras_optreg.SGD(0.05, track_gradient_norm=False))
+    with pytest.raises(ValueError, match=r"track_gradient_norm=True.*Received: SGD\(track_gradient_norm=False\)"):
+        _fit(model, tmp_path, epochs=1)
+    assert not (tmp_path / "train").exists()
+
+
 def test_monitor_config_round_trips(tmp_path):
     monitor = OptimizerMonitor(str(tmp_path), update_freq=10, histogram_freq=1)
     config = keras.saving.serialize_keras_object(monitor)

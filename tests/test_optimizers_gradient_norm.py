@@ -62,6 +62,26 @@ def test_gradient_norm_is_the_global_norm_of_each_step(kind, mode):
     assert opt.gradient_norm.dtype == "float32" and opt.gradient_norm.shape == ()
 
 
+@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+@pytest.mark.parametrize("options", [{}, {"clipnorm": 1.0}, {"nonfinite": "skip"}], ids=["plain", "clipnorm", "skip"])
+def test_without_tracking_the_norm_stays_nan_and_the_step_is_the_same(options, mode):
+    """``track_gradient_norm=False``: no step writes ``gradient_norm`` (it stays NaN) and the variables
+    follow the tracked optimizer's trajectory bit for bit (the norm never enters the update)."""
+    runs = []
+    for track in (True, False):
+        opt = MAKERS["adam"](track_gradient_norm=track, **options)
+        variables = [keras.Variable(np.zeros(s, np.float32)) for s in SHAPES]
+        step = _stepper(opt, variables, mode)
+        for grads in STEPS:
+            step([tf.constant(g) for g in grads])
+        runs.append([v.numpy() for v in variables])
+        assert np.isnan(opt.gradient_norm.numpy()) != track
+        assert opt.get_config()["track_gradient_norm"] is track
+        assert type(opt).from_config(opt.get_config()).track_gradient_norm is track
+    for tracked, untracked in zip(*runs, strict=True):
+        np.testing.assert_array_equal(tracked, untracked)
+
+
 def test_gradient_norm_is_read_only_and_outside_the_weights_layout(tmp_path):
     opt = keras_optreg.Adam()
     twin = keras.optimizers.Adam()

@@ -157,11 +157,11 @@ def test_default_names_are_keras_unique_names():
 
 @pytest.mark.parametrize("cls", [ko.SGD, ko.Adagrad, ko.RMSprop, ko.Adam], ids=lambda c: c.__name__)
 def test_signature_starts_with_the_keras_twins_in_its_order(cls):
-    """Keras' arguments, in Keras' order (so positional calls land as in Keras), then ``nonfinite``."""
+    """Keras' arguments in Keras' order (positional calls land as in Keras), then our two extras."""
     theirs = inspect.signature(getattr(K, cls.__name__).__init__).parameters
     names = [n for n in theirs if n not in ("self", "kwargs")]
     mine = [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "kwargs")]
-    assert mine == names + ["nonfinite"]
+    assert mine == names + ["nonfinite", "track_gradient_norm"]
     values = {n: theirs[n].default for n in names}
     values.update(learning_rate=0.125, weight_decay=0.25, clipnorm=0.5, name="positional")
     config = cls(*values.values()).get_config()

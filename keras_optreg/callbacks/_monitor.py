@@ -158,6 +158,10 @@ class OptimizerMonitor(keras.callbacks.Callback):
             raise ValueError("OptimizerMonitor logs `optimizer.gradient_norm`, which keras_optreg's optimizers "
                              "record: wrap any other optimizer as keras_optreg.callbacks.GradientNormOptimizer("
                              f"optimizer). Received: optimizer={inner!r}")
+        if getattr(inner, "track_gradient_norm", True) is False:
+            raise ValueError("OptimizerMonitor logs `optimizer.gradient_norm`, which this optimizer does not record: "
+                             "construct it with `track_gradient_norm=True` (the default). Received: "
+                             f"{type(inner).__name__}(track_gradient_norm=False)")
         self._optimizer, self._inner = outer, inner
         # read when written (both are created when the optimizer is built, which may be its first step)
         self._scales = isinstance(outer, keras.optimizers.LossScaleOptimizer)

@@ -58,8 +58,9 @@ class Adam(_Optimizer):
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, amsgrad=False, weight_decay=None,
                  clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False, ema_momentum=0.99,
                  ema_overwrite_frequency=None, loss_scale_factor=None, gradient_accumulation_steps=None, name=None,
-                 nonfinite="propagate", **kwargs):
-        super().__init__(learning_rate, nonfinite=nonfinite, name=name, **base_kwargs(locals()), **kwargs)
+                 nonfinite="propagate",
+                 track_gradient_norm=True, **kwargs):
+        super().__init__(learning_rate, nonfinite=nonfinite, track_gradient_norm=track_gradient_norm, name=name, **base_kwargs(locals()), **kwargs)
         self.beta_1 = V.unit_interval("beta_1", beta_1)
         self.beta_2 = V.unit_interval("beta_2", beta_2)
         self.epsilon = V.finite_positive("epsilon", epsilon)

@@ -39,8 +39,9 @@ class Adagrad(_Optimizer):
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.0, epsilon=1e-7, weight_decay=None,
                  clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False, ema_momentum=0.99,
                  ema_overwrite_frequency=None, loss_scale_factor=None, gradient_accumulation_steps=None, name=None,
-                 nonfinite="propagate", **kwargs):
-        super().__init__(learning_rate, nonfinite=nonfinite, name=name, **base_kwargs(locals()), **kwargs)
+                 nonfinite="propagate",
+                 track_gradient_norm=True, **kwargs):
+        super().__init__(learning_rate, nonfinite=nonfinite, track_gradient_norm=track_gradient_norm, name=name, **base_kwargs(locals()), **kwargs)
         self.epsilon = V.finite_positive("epsilon", epsilon)
         self.initial_accumulator_value = V.finite_nonnegative("initial_accumulator_value", initial_accumulator_value)
 
@@ -110,8 +111,9 @@ class RMSprop(_Optimizer):
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-6, centered=False, weight_decay=None,
                  clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False, ema_momentum=0.99,
                  ema_overwrite_frequency=None, loss_scale_factor=None, gradient_accumulation_steps=None, name=None,
-                 nonfinite="propagate", **kwargs):
-        super().__init__(learning_rate, nonfinite=nonfinite, name=name, **base_kwargs(locals()), **kwargs)
+                 nonfinite="propagate",
+                 track_gradient_norm=True, **kwargs):
+        super().__init__(learning_rate, nonfinite=nonfinite, track_gradient_norm=track_gradient_norm, name=name, **base_kwargs(locals()), **kwargs)
         self.rho = V.unit_interval("rho", rho)
         self.epsilon = V.finite_positive("epsilon", epsilon)
         self.momentum = V.unit_interval("momentum", momentum)

@@ -49,11 +49,7 @@ def _multi_replica():
 
 def _in_xla():
     """Whether the step is being traced into an XLA computation (``jit_compile=True``)."""
-    if not _tensorflow() or tf.executing_eagerly():
-        return False
-    from tensorflow.python.ops import control_flow_util  # TensorFlow's own test for XLA contexts
-
-    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+    return _tensorflow() and _fused.in_xla()
 
 
 def _dense(g):
@@ -68,13 +64,15 @@ class _Optimizer(keras.optimizers.Optimizer):
     #: hyper-parameter attribute -> kind (``_checks._KINDS``), checked in each computing dtype at build
     _HYPER = {}
 
-    def __init__(self, learning_rate, nonfinite="propagate", name=None, **kwargs):
+    def __init__(self, learning_rate, nonfinite="propagate", track_gradient_norm=True, name=None, **kwargs):
         nonfinite = V.one_of("nonfinite", nonfinite, NONFINITE)
+        track_gradient_norm = V.boolean("track_gradient_norm", track_gradient_norm)
         if nonfinite == "raise" and not _tensorflow():
             raise ValueError("Argument `nonfinite='raise'` needs the TensorFlow backend (tf.debugging.check_numerics)"
                              f". Received: nonfinite='raise' with KERAS_BACKEND={keras.backend.backend()}")
         super().__init__(learning_rate=C.learning_rate(learning_rate), name=name, **C.base_options(kwargs))
         self.nonfinite = nonfinite
+        self.track_gradient_norm = track_gradient_norm
         with keras.name_scope(self.name, caller=self):
             self._gradient_norm = _Untracked(keras.Variable(
                 np.float32(np.nan), dtype="float32", trainable=False, name="gradient_norm",
@@ -96,7 +94,8 @@ class _Optimizer(keras.optimizers.Optimizer):
         weights layout is Keras' twin's). Without clipping, a variable that takes the fused kernel
         sums its squares in the kernel (``_fused``); with clipping, under a strategy and with
         ``nonfinite="skip"`` the norm is one extra pass over the gradients (and, clipping under a
-        multi-replica strategy, one extra all-reduce). On JAX it is written by ``apply`` outside a
+        multi-replica strategy, one extra all-reduce). With ``track_gradient_norm=False`` it stays NaN
+        and no step computes it. On JAX it is written by ``apply`` outside a
         stateless (jitted) step only; ``model.fit`` there leaves it NaN.
         """
         return self._gradient_norm.variable
@@ -211,7 +210,7 @@ class _Optimizer(keras.optimizers.Optimizer):
 
     def _clip_gradients(self, grads):
         # Keras calls this once per real step, with the unscaled (and accumulated) gradients, before clipping.
-        if self._clips():
+        if self._clips() and self.track_gradient_norm:
             present = [g for g in grads if g is not None]
             if _multi_replica():
                 # Keras clips each replica's share before the all-reduce: the global gradient's norm needs
@@ -226,7 +225,7 @@ class _Optimizer(keras.optimizers.Optimizer):
         On TensorFlow the gradients are all-reduced first (a no-op outside a strategy), as Keras'
         ``TFOptimizer._backend_update_step`` does, so ``nonfinite`` and the norm see the global gradient.
         """
-        record = not self._clips()
+        record = self.track_gradient_norm and not self._clips()
         learning_rate = C.step_learning_rate(learning_rate)
         if _tensorflow():
             variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
@@ -303,8 +302,9 @@ class _Optimizer(keras.optimizers.Optimizer):
 
         ``finite``: None (apply) or a boolean scalar (False: every variable and slot keeps its value,
         ``nonfinite="skip"``). Outside a distribution strategy, one XLA kernel per variable of at least
-        ``_fused.MIN_SIZE`` elements (``keras_optreg._fused``); smaller variables, and every variable
-        under a strategy, op by op. The same arithmetic either way.
+        ``_fused.MIN_SIZE`` elements (``keras_optreg._fused``) in eager and graph mode; smaller
+        variables, every variable under a strategy and every variable inside an outer XLA computation,
+        op by op. The same arithmetic either way.
         """
         rule, slots, scalars = self._rule(variable, learning_rate)
         dtype = keras.backend.standardize_dtype(variable.dtype)
@@ -330,6 +330,7 @@ class _Optimizer(keras.optimizers.Optimizer):
     def get_config(self):
         config = super().get_config()
         config["nonfinite"] = self.nonfinite
+        config["track_gradient_norm"] = self.track_gradient_norm
         return config
 
 
