@@ -41,6 +41,7 @@ def _law(name, fan_in, fan_out):
 @pytest.mark.parametrize("seed", [0, 12345])
 @pytest.mark.parametrize("name, cls", [("glorot", ki.GlorotUniform), ("torch", ki.TorchDefault),
                                        ("flax", ki.FlaxDefault)])
+@pytest.mark.spec('eq01', 'eq02', 'eq03')
 def test_eq01_eq02_eq03_initializers_on_this_backend(name, cls, seed):
     shape = (200, 300)
     var, kurt, cdf, bound = _law(name, *shape)
@@ -52,6 +53,7 @@ def test_eq01_eq02_eq03_initializers_on_this_backend(name, cls, seed):
     np.testing.assert_array_equal(np.asarray(cls(seed=seed)(shape, dtype="float32")), w)  # seeded: reproducible
 
 
+@pytest.mark.spec('eq06')
 def test_eq06_linear_decay_on_this_backend():
     sched = ko.LinearDecay(0.1, 0.01, decay_steps=10)
     steps = np.arange(0, 15)
@@ -62,12 +64,14 @@ def test_eq06_linear_decay_on_this_backend():
 
 @pytest.mark.parametrize("cls, spec_fn", [(ko.regularizers.Tikhonov, sc.eq19_tikhonov_penalty),
                                           (ko.regularizers.WeightNorm, sc.weight_norm_penalty)])
+@pytest.mark.spec('eq19')
 def test_eq19_regularizers_on_this_backend(cls, spec_fn):
     w = np.random.default_rng(1).normal(size=(7, 5)).astype(np.float32)
     got = float(cls(0.03)(keras.ops.convert_to_tensor(w)))
     assert_conforms(got, spec_fn([w], float(np.float32(0.03))), eq="eq19", rtol=64 * F32)
 
 
+@pytest.mark.spec('eq20')
 def test_eq20_batchnorm_on_this_backend():
     x = np.random.default_rng(2).normal(3.0, 2.0, size=(6, 4, 4, 3)).astype(np.float32)
     layer = L.BatchNormalization(momentum=0.5)
@@ -83,6 +87,7 @@ def test_eq20_batchnorm_on_this_backend():
     np.testing.assert_allclose(np.asarray(layer(x, training=False)), want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.spec('eq18')
 def test_eq18_nonfinite_skip_on_this_backend():
     var = keras.Variable(np.array([1.0, 2.0], np.float32))
     opt = ko.Adam(0.1, nonfinite="skip")
@@ -107,7 +112,8 @@ def _model():
 
 
 @pytest.mark.parametrize("opt", ["adam", "sgd", "rmsprop", "adagrad"])
-def test_eq04_eq12_eq18_eq19_eq20_fit_and_keras_round_trip_on_this_backend(opt, tmp_path):
+@pytest.mark.spec('eq04', 'eq12', 'eq18', 'eq19', 'eq20')
+def test_fit_and_keras_round_trip_on_this_backend(opt, tmp_path):
     rng = np.random.default_rng(3)
     x = rng.normal(size=(128, 6)).astype(np.float32)
     y = (x @ rng.normal(size=(6, 1))).astype(np.float32)
@@ -141,7 +147,8 @@ TF_ONLY = {
 
 
 @pytest.mark.parametrize("name", sorted(TF_ONLY))
-def test_dropout_input_noise_random_flip_random_crop_random_rotation_tensorflow_only_parts(name):
+@pytest.mark.spec('dropout', 'input_noise', 'random_crop', 'random_flip', 'random_rotation')
+def test_random_layers_tensorflow_only_parts(name):
     if BACKEND == "tensorflow":
         assert TF_ONLY[name]() is not None
     else:

@@ -48,7 +48,8 @@ def _check(kind, eq, data, dtype="float32"):
                                       ("adagrad", "alg8.4"), ("rmsprop", "eq12"), ("adam", "eq18"),
                                       ("adagrad_r0", "alg8.4 r0"), ("centered_rmsprop", "Graves eqs. 38-40"),
                                       ("amsgrad", "AMSGrad")])
-def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_functional_trajectories_match_spec(kind, eq):
+@pytest.mark.spec('eq05', 'eq09', 'eq12', 'eq18', 'adagrad', 'centered_rmsprop', 'amsgrad')
+def test_functional_trajectories_match_spec(kind, eq):
     @given(cases.trajectories(kind))
     def check(data):
         _check(kind, eq, data)
@@ -57,7 +58,8 @@ def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_functional_traject
 
 
 @pytest.mark.parametrize("kind", cases.KINDS)
-def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_functional_on_float16_bfloat16_float64(kind):
+@pytest.mark.spec('eq05', 'eq09', 'eq12', 'eq18', 'adagrad', 'centered_rmsprop', 'amsgrad')
+def test_functional_on_float16_bfloat16_float64(kind):
     """Low-precision parameters: slots and updates in float32, apply_updates rounds once per step."""
     @settings(max_examples=30)
     @given(st.sampled_from(("float16", "bfloat16", "float64")).flatmap(
@@ -70,6 +72,7 @@ def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_functional_on_floa
 
 
 @given(cases.rmsprop_nesterov_quadratics())
+@pytest.mark.spec('eq12')
 def test_eq12_functional_rmsprop_nesterov_momentum_trajectory_matches_gbc16_alg86(data):
     """functional.rmsprop(momentum): the parameters are phi = theta + alpha v; theta = phi - alpha v
     follows spec GBC16 Alg. 8.6 on f = 0.5 sum(a theta^2) (tolerance: ``cases.rmsprop_nesterov_tolerance``)."""
@@ -92,6 +95,7 @@ def test_eq12_functional_rmsprop_nesterov_momentum_trajectory_matches_gbc16_alg8
                         inputs={"hp": hp, "a": a, "theta0": theta0})
 
 
+@pytest.mark.spec('eq13')
 def test_eq13_functional_mean_of_per_example_gradients_matches_spec():
     """Feeding the mean of per-example gradients (corrected eq. 13) gives spec's Adam step."""
     rng = np.random.default_rng(3)
@@ -144,6 +148,7 @@ def test_functional_eager_equals_xla_with_one_trace(kind):
     assert not np.allclose(we[0].numpy(), weights[0].numpy())
 
 
+@pytest.mark.spec('eq06')
 def test_eq06_functional_accepts_a_schedule():
     sched = keras_optreg.LinearDecay(0.1, 0.01, 4)
     opt = F.sgd(learning_rate=sched)

@@ -109,6 +109,7 @@ def test_eq20_literal_per_position_axis():
                     rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.spec('eq20')
 def test_eq20_batch_size_one_is_an_error():
     with pytest.raises(ValueError, match="m >= 2"):
         L.BatchNormalization()(np.ones((1, 3), np.float32), training=True)
@@ -116,6 +117,7 @@ def test_eq20_batch_size_one_is_an_error():
     assert np.all(np.isfinite(y))
 
 
+@pytest.mark.spec('eq20')
 def test_eq20_dynamic_batch_of_one_leaves_the_moving_variance_unchanged():
     layer = L.BatchNormalization(momentum=0.5)
     layer.build((None, 3))
@@ -192,6 +194,7 @@ def test_eq20_masked_moments_math_matches_spec(shape, data):
                     atol=1e-4)
 
 
+@pytest.mark.spec('eq20')
 def test_eq20_mask_from_an_embedding_reaches_the_statistics():
     tokens = np.array([[3, 5, 0, 0], [2, 0, 0, 0]])  # 0 = padding
     inp = keras.Input((4,), dtype="int32")
@@ -206,6 +209,7 @@ def test_eq20_mask_from_an_embedding_reaches_the_statistics():
     assert out._keras_mask is not None  # the mask passes through
 
 
+@pytest.mark.spec('eq20')
 def test_eq20_fully_masked_feature_keeps_its_moving_statistics():
     x = np.random.default_rng(5).normal(size=(2, 3, 2)).astype(np.float32)
     layer = L.BatchNormalization(momentum=0.5)
@@ -219,6 +223,7 @@ def test_eq20_fully_masked_feature_keeps_its_moving_statistics():
     np.testing.assert_array_equal(layer.moving_variance.numpy(), [1.0, 1.0])
 
 
+@pytest.mark.spec('eq20')
 def test_eq20_infinite_batch_keeps_the_moving_statistics():
     layer = L.BatchNormalization(momentum=0.5)
     x = np.random.default_rng(6).normal(size=(8, 3)).astype(np.float32)
@@ -233,6 +238,7 @@ def test_eq20_infinite_batch_keeps_the_moving_statistics():
     assert layer.moving_mean.numpy()[1] != before[0][1]  # the clean channel takes the batch
 
 
+@pytest.mark.spec('eq20')
 def test_eq20_regularizers_and_constraints_of_gamma_and_beta():
     layer = L.BatchNormalization(gamma_regularizer=keras.regularizers.L2(0.1), beta_regularizer="l1",
                                  gamma_constraint=keras.constraints.MaxNorm(0.5), beta_constraint="non_neg")
@@ -267,6 +273,7 @@ def _make():
     return L.BatchNormalization(momentum=0.5)
 
 
+@pytest.mark.spec('eq20')
 def test_eq20_keras_round_trip(tmp_path):
     lc.next_call_survives_reload(tmp_path, _make, X)
     layer = _make()
@@ -279,24 +286,29 @@ def test_eq20_keras_round_trip(tmp_path):
     np.testing.assert_array_equal(np.asarray(again(X)), np.asarray(model(X)))
 
 
+@pytest.mark.spec('eq20')
 def test_eq20_jit_compile():
     lc.jit_matches_eager(_make, X)
 
 
+@pytest.mark.spec('eq20')
 def test_eq20_model_fit_jit():
     model = lc.fit_runs_under_xla(_make, X)
     assert not np.allclose(model.layers[1].moving_mean.numpy(), 0.0)
 
 
+@pytest.mark.spec('eq20')
 def test_eq20_tf_data_map():
     lc.tf_data_map_advances(_make, X)
 
 
+@pytest.mark.spec('eq20')
 def test_eq20_custom_loop():
     layer = lc.custom_loop_runs(_make, X)
     assert not np.allclose(layer.moving_variance.numpy(), 1.0)
 
 
+@pytest.mark.spec('eq20')
 def test_eq20_synchronized_option_config_validation_and_one_device_identity():
     layer = L.BatchNormalization(synchronized=True, momentum=0.5)
     assert layer.get_config()["synchronized"] is True

@@ -37,6 +37,7 @@ def crop_fns():
 
 
 @given(st.sampled_from(IMAGE_SHAPE_BUCKETS), st.data())
+@pytest.mark.spec('random_crop')
 def test_random_crop_is_a_sub_window_of_its_input(crop_fns, shape, data):
     n, h, w, _ = shape
     ch, cw = CROPS[shape]
@@ -74,6 +75,7 @@ def test_random_rotation_math_matches_spec(shape, data, fill):
                     inputs=dict(x=x, angles=th, fill=fill), rtol=0, atol=2e-4)
 
 
+@pytest.mark.spec('random_rotation')
 def test_random_rotation_by_zero_is_identity_and_by_90_degrees_is_rot90():
     x = np.random.default_rng(0).normal(size=(2, 9, 9, 2)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(m.random_rotation_bilinear(x, np.zeros(2, np.float32))), x, atol=1e-6)
@@ -92,6 +94,7 @@ def _dot_angles(layer, n=256):
     return np.degrees(np.arctan2(-my, mx))  # counter-clockwise as displayed (row 0 on top)
 
 
+@pytest.mark.spec('random_rotation')
 def test_random_rotation_angles_stay_within_the_bound():
     theta = _dot_angles(L.RandomRotation(max_angle_degrees=20, fill_mode="constant", seed=1))
     assert np.all(np.abs(theta) < 20.5) and theta.max() > 15 and theta.min() < -15
@@ -140,6 +143,7 @@ def test_random_rotation_fill_modes_and_interpolations_match_spec(shape, fill_mo
 
 @pytest.mark.parametrize("interpolation", m.INTERPOLATIONS)
 @pytest.mark.parametrize("fill_mode", m.FILL_MODES)
+@pytest.mark.spec('random_rotation')
 def test_random_rotation_every_fill_mode_and_interpolation_compiles_under_xla(fill_mode, interpolation):
     def make():
         return L.RandomRotation(0.2, fill_mode=fill_mode, interpolation=interpolation, fill_value=-1.0, seed=3)
@@ -159,6 +163,7 @@ def test_random_rotation_spec_forms_agree():
                                su.random_rotation_bilinear(x, th, 0.5), rtol=0, atol=1e-12)
 
 
+@pytest.mark.spec('random_rotation')
 def test_random_rotation_factor_is_a_fraction_of_a_full_turn():
     """Keras' factor: (-0.05, 0.02) turns = (-18, 7.2) degrees, drawn across the whole range."""
     theta = _dot_angles(L.RandomRotation((0.02, -0.05), fill_mode="constant", seed=2))  # sorted, as Keras does
@@ -175,11 +180,13 @@ MAKERS = {"crop": lambda: L.RandomCrop(5, 4, seed=7),
 
 
 @pytest.mark.parametrize("name", list(MAKERS))
+@pytest.mark.spec('random_crop', 'random_rotation')
 def test_random_crop_and_random_rotation_keras_integration(name, tmp_path):
     layer = lc.keras_integration(MAKERS[name], IMG, tmp_path)
     assert int(layer.rng_state.numpy()[1]) == 3
 
 
+@pytest.mark.spec('random_rotation')
 def test_random_rotation_keras_integration():
     # named for the spec id; the shared checks run in the parametrized test above
     assert np.array_equal(np.asarray(MAKERS["rotation"]()(IMG, training=False)), IMG)
@@ -187,6 +194,7 @@ def test_random_rotation_keras_integration():
 
 @pytest.mark.parametrize("augment", [lambda: L.RandomCrop(6, 6, seed=1), lambda: L.RandomRotation(0.1, seed=1)],
                          ids=["crop", "rotation"])
+@pytest.mark.spec('random_crop', 'random_rotation')
 def test_random_crop_random_rotation_uint8_input_into_conv2d_fits(augment):
     """Issue 12 bug 4: Input(dtype="uint8") -> augmentation -> Conv2D builds and trains (float32 between)."""
     inp = keras.Input((8, 8, 1), dtype="uint8")
@@ -201,6 +209,7 @@ def test_random_crop_random_rotation_uint8_input_into_conv2d_fits(augment):
 
 
 @pytest.mark.parametrize("interpolation", m.INTERPOLATIONS)
+@pytest.mark.spec('random_rotation')
 def test_random_rotation_fill_modes_agree_with_keras_except_wrap(interpolation):
     """Fixed angles ((f, f) turns: no randomness): reflect, nearest and constant give Keras' RandomRotation
     output to float32 rounding of the sample coordinates; wrap is the documented deviation (TensorFlow's

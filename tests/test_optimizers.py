@@ -95,7 +95,7 @@ def test_centered_rmsprop_trajectory_matches_spec_graves2013(data):
 
 @pytest.mark.spec("eq14", "eq15", "eq16", "eq17", "eq18")
 @given(cases.trajectories("adam"))
-def test_eq14_eq15_eq16_eq17_eq18_adam_trajectory_matches_spec(data):
+def test_adam_trajectory_matches_spec(data):
     check_trajectory("adam", "eq18", data)
 
 
@@ -112,7 +112,8 @@ def _low_and_double(draw, kind):
 
 
 @pytest.mark.parametrize("kind", cases.KINDS)
-def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_on_float16_bfloat16_float64_variables(kind):
+@pytest.mark.spec('eq05', 'eq09', 'eq12', 'eq18', 'adagrad', 'centered_rmsprop', 'amsgrad')
+def test_optimizers_on_float16_bfloat16_float64_variables(kind):
     """Every optimizer on float16, bfloat16 and float64 variables: the update is computed in float32
     (float64), the low-precision variable rounded once per step (``cases.tolerance``)."""
     @settings(max_examples=40)
@@ -124,6 +125,7 @@ def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_on_float16_bfloat1
     check()
 
 
+@pytest.mark.spec('eq18')
 def test_eq18_adam_differs_from_keras_epsilon_hat_form():
     """The docstring's claim: Keras' Adam puts epsilon outside sqrt(r) without bias correction."""
     g = np.array([1e-6], np.float32)
@@ -137,7 +139,8 @@ def test_eq18_adam_differs_from_keras_epsilon_hat_form():
 
 
 @pytest.mark.parametrize("batch", [1, 4, 7])
-def test_eq04_eq07_eq10_eq13_fit_uses_the_mean_of_per_example_gradients(batch):
+@pytest.mark.spec('eq04', 'eq07', 'eq10', 'eq13')
+def test_fit_uses_the_mean_of_per_example_gradients(batch):
     """model.fit with a mean loss hands the optimizer the mean of per-example gradients (corrected
     eqs. 4, 7, 10, 13), not their sum as printed."""
     rng = np.random.default_rng(batch)
@@ -160,6 +163,7 @@ def _slot(opt, name):
 
 
 @pytest.mark.parametrize("centered", [False, True], ids=["plain", "centered"])
+@pytest.mark.spec('eq12', 'centered_rmsprop')
 def test_eq12_centered_rmsprop_nesterov_momentum_trajectory_matches_gbc16_alg86(centered):
     """RMSprop(momentum) holds phi = theta + alpha v (look-ahead form) and the slot m = -v (Keras' sign);
     theta = phi + alpha m follows spec GBC16 Alg. 8.6 with the gradient a * theta~ of f = 0.5 sum(a theta^2)
@@ -191,6 +195,7 @@ def test_eq12_centered_rmsprop_nesterov_momentum_trajectory_matches_gbc16_alg86(
     check()
 
 
+@pytest.mark.spec('eq12')
 def test_eq12_rmsprop_momentum_is_nesterov_not_keras_classical_momentum():
     """The docstring's claim: Keras' RMSprop(momentum) is classical momentum, so the two differ; the
     slots are Keras' (velocity r, then momentum m only when momentum > 0)."""

@@ -39,7 +39,8 @@ def _stepper(opt, var):
 
 
 @pytest.mark.parametrize("kind", cases.KINDS)
-def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_fused_kernel_on_low_precision_and_float64(kind):
+@pytest.mark.spec('eq05', 'eq09', 'eq12', 'eq18', 'adagrad', 'centered_rmsprop', 'amsgrad')
+def test_fused_kernel_on_low_precision_and_float64(kind):
     rng = np.random.default_rng(13)
     hp = HP[kind]
     for dtype in ("float16", "bfloat16", "float64"):
@@ -63,6 +64,7 @@ def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_fused_kernel_on_lo
             assert all(v.dtype == ("float64" if dtype == "float64" else "float32") for v in slots)
 
 
+@pytest.mark.spec('eq18')
 def test_eq18_issue13_float16_adam_step_is_finite():
     """The issue's case: one Adam step on float16 [1, 2] with gradient [0, 1] gave [nan, 1.98]; bfloat16 [nan, nan].
 
@@ -83,6 +85,7 @@ def _low_precision_model(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.spec('eq18')
 def test_eq18_dense_low_precision_model_trains_without_nan_where_keras_adam_trains(dtype):
     """Issue 13: Dense(dtype="float16") with Adam(1e-3) had NaN weights after 4 steps; now every optimizer
     halves the loss within 8 epochs, as Keras' Adam does in float16."""

@@ -34,7 +34,7 @@ def gradient_examples(draw):
 
 def _minibatch_checks():
     """The printed gradient equations, against GBC16's mean; the library's mean is the loss reduction
-    (tested in tests/test_optimizers.py::test_eq04_eq07_eq10_eq13_fit_uses_the_mean_of_per_example_gradients)."""
+    (tested in tests/test_optimizers.py::test_fit_uses_the_mean_of_per_example_gradients)."""
     row = ROWS["minibatch_gradient"]
     convs = (E.Convention("printed sum over i = 0..m: m + 1 terms over m (erratum E-sum)",
                           lambda ex: P.eq07_minibatch_gradient(ex)),)
@@ -44,7 +44,7 @@ def _minibatch_checks():
                       tolerance=lambda ex, exp: (1e-12, 1e-12), describe=lambda ex: f"per-example gradients {E._short(ex)}"
                       f" ({len(ex)} rows)", conventions=convs, method="values")
     yield E.na(row, "keras_optreg", "keras_optreg (model.fit)", "the mean is Keras' loss reduction; see "
-               "tests/test_optimizers.py (eq04 eq07 eq10 eq13 fit test)")
+               "tests/test_optimizers.py::test_fit_uses_the_mean_of_per_example_gradients")
     yield E.na(row, "keras", "keras (model.fit)", "the mean is the loss reduction ('sum_over_batch_size')")
 
 
