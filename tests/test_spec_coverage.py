@@ -171,5 +171,22 @@ def test_library_core_never_imports_the_conformance_tool():
             continue
         bad = [m for m in _full_imports(path) if m.startswith("keras_optreg.conformance")]
         assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
-    for path in (ROOT / "keras_optreg" / "conformance").rglob("*.py"):  # the tool's own fence: no test helpers
-        assert "tests" not in {m.split(".")[0] for m in _full_imports(path)}, path
+
+
+def test_conformance_toolkit_imports_without_pytest_and_only_hypothesis_needs_the_extra():
+    """The toolkit the tests import is the package users get: no module imports pytest or a test-only
+    package at import time (only the pytest plugin, which pytest loads), and without Hypothesis (the
+    ``[conformance]`` extra) ``import keras_optreg.conformance`` and its NumPy modules still work."""
+    folder = ROOT / "keras_optreg" / "conformance"
+    modules = sorted(".".join(p.relative_to(folder).with_suffix("").parts).removesuffix(".__init__")
+                     for p in folder.rglob("*.py")
+                     if p.stem not in ("__main__", "pytest_plugin") and p != folder / "__init__.py")
+    code = ("import sys, importlib\nfor m in ('pytest', 'scipy', 'matplotlib', 'sklearn', 'tensorboard', 'tests'):\n"
+            "    sys.modules[m] = None\n"
+            f"for name in {modules!r}:\n    importlib.import_module('keras_optreg.conformance.' + name)\n"
+            "sys.modules['hypothesis'] = None\n"
+            "for m in [m for m in sys.modules if m.startswith(('keras_optreg.conformance', 'hypothesis.'))]:\n"
+            "    del sys.modules[m]\n"
+            "import keras_optreg.conformance, keras_optreg.conformance.compare\nprint('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT / "tests")
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
