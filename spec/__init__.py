@@ -40,12 +40,14 @@ UNNUMBERED = {
     "early_stopping": (unnumbered.early_stopping,),
 }
 
-#: optimizer variants Keras users select by argument (``initial_accumulator_value``, ``centered``, ``amsgrad``)
+#: optimizer variants Keras users select by argument (``initial_accumulator_value``, ``centered``, ``amsgrad``,
+#: ``weight_decay``)
 VARIANTS = {
     "adagrad": (algorithms.alg_adagrad_step,),
     "centered_rmsprop": (corrected.centered_rmsprop_mean_gradient, corrected.centered_rmsprop_update,
                          algorithms.alg_centered_rmsprop_step),
     "amsgrad": (corrected.amsgrad_second_moment_max, algorithms.alg_amsgrad_step),
+    "adamw": (algorithms.alg_adamw_step,),
 }
 
 SPEC_IDS = tuple(EQUATIONS) + tuple(UNNUMBERED) + tuple(VARIANTS)

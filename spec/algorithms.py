@@ -151,3 +151,28 @@ def alg_centered_rmsprop_nesterov_step(theta, r, b, v, grad_fn, eps, rho, alpha,
     v = np.float64(alpha) * np.asarray(v, np.float64) - np.float64(eps) / np.sqrt(
         r - b64 * b64 + np.float64(delta)) * np.asarray(g, np.float64)
     return C.eq09_momentum_update(theta, v), r, b, v
+
+
+def alg_adamw_step(theta, s, r, t, g, eps=1e-3, rho1=0.9, rho2=0.999, delta=1e-8, weight_decay=0.0):
+    r"""AdamW, decoupled weight decay [LH19 Alg. 2, the green term], in the parametrisation of PyTorch's
+    ``AdamW``, ``optax.adamw`` and Keras' ``weight_decay``: the schedule multiplier is
+    :math:`\eta_t = \epsilon/\alpha`, so the decay is scaled by the learning rate (L&H's
+    :math:`\lambda` = ``weight_decay`` times their :math:`\alpha`):
+
+    .. math:: \theta_t = \theta_{t-1} - \epsilon \lambda \theta_{t-1} - \epsilon \frac{\hat s_t}{\sqrt{\hat r_t} + \delta}
+
+    with :math:`\hat s_t, \hat r_t` of GBC16 Alg. 8.7 from the loss gradient ``g`` alone (the decay does not
+    enter the moments). ``t`` counts steps taken so far. Returns (theta, s, r, t + 1).
+    """
+    theta = np.asarray(theta, np.float64)
+    new, s, r, t = alg_adam_step(theta, s, r, t, g, eps, rho1, rho2, delta)
+    return new - np.float64(eps) * np.float64(weight_decay) * theta, s, r, t
+
+
+def alg_adam_l2_step(theta, s, r, t, g, eps=1e-3, rho1=0.9, rho2=0.999, delta=1e-8, lam=0.0):
+    r"""Adam on the loss plus the Tikhonov penalty :math:`\frac\lambda2\|\theta\|^2` (corrected eq. 19):
+    [LH19 Alg. 2 with the red term], :math:`g \leftarrow g + \lambda\theta` before GBC16 Alg. 8.7, so the
+    decay is divided by :math:`\sqrt{\hat r}` like the gradient: not AdamW's decoupled decay.
+    Returns (theta, s, r, t + 1)."""
+    theta = np.asarray(theta, np.float64)
+    return alg_adam_step(theta, s, r, t, np.asarray(g, np.float64) + np.float64(lam) * theta, eps, rho1, rho2, delta)

@@ -13,6 +13,7 @@ References:
   [IS15]  Ioffe & Szegedy, ICML 2015, Algorithms 1 and 2, sec. 3.2.
   [KB15]  Kingma & Ba, "Adam", ICLR 2015, Algorithm 1.
   [RKK18] Reddi, Kale & Kumar, "On the Convergence of Adam and Beyond", ICLR 2018, Algorithm 2 (AMSGrad).
+  [LH19]  Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019, Algorithm 2 (AdamW).
   [Gra13] Graves, "Generating Sequences With Recurrent Neural Networks", arXiv:1308.0850, eqs. (38)-(41)
           (centered RMSProp).
   PyTorch torch.nn.Linear.reset_parameters: kaiming_uniform_(weight, a=sqrt(5)), bias
@@ -344,6 +345,32 @@ def batchnorm_population_statistics(batch_means, batch_vars, m):
     """
     mean = _f64(batch_means).mean(axis=0)
     var = F64(m) / F64(m - 1) * _f64(batch_vars).mean(axis=0)
+    return mean, var
+
+
+def batchnorm_moving_update(moving_mean, moving_var, x, momentum=0.99, axis=-1, mask=None):
+    r"""[IS15] Alg. 2 steps 9-10 as the running averages frameworks keep in training, with Keras' momentum
+    convention (``momentum`` weighs the old value):
+
+    .. math:: \bar\mu \leftarrow m_o \bar\mu + (1 - m_o)\,\mu_B,\qquad
+              \bar\sigma^2 \leftarrow m_o \bar\sigma^2 + (1 - m_o) \frac{m}{m-1} \sigma_B^2
+
+    with :math:`\mu_B, \sigma_B^2` the biased (1/m) statistics of Alg. 1 over the batch ``x`` per feature
+    ``axis`` (m values each: m = N H W for a (N, H, W, C) map), the unbiased :math:`m/(m-1)` of step 10
+    in the variance. ``mask`` (x's shape without its last axis, True where the value is data): the
+    batch is the unmasked positions (``batchnorm_masked_moments``). Needs m >= 2. Returns the new
+    ``(moving_mean, moving_var)``, one value per feature.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):  # x_hat of a constant feature is 0/0; unused here
+        if mask is None:
+            _, mu, var = eq20_batchnorm_normalize(x, axis=axis, epsilon=0.0)
+            m = F64(np.size(x) // np.size(mu))
+        else:
+            mu, var, m = batchnorm_masked_moments(x, mask, axis=axis)
+        unbiased = m / (m - 1.0) * var
+    a = _f64(momentum)
+    mean = a * _f64(moving_mean) + (1.0 - a) * mu.ravel()
+    var = a * _f64(moving_var) + (1.0 - a) * np.ravel(unbiased)
     return mean, var
 
 

@@ -4,7 +4,8 @@ Profiles (select with HYPOTHESIS_PROFILE; CI=true selects ``ci``):
   dev       fast local iteration (25 examples, random, with the example database);
   ci        what CI runs: derandomized, no database, no deadline, 100 examples per property;
   thorough  1000 examples per property, for a long local run.
-This file imports neither TensorFlow nor Keras, so the spec tests run without them (tox -e spec).
+Plugins: ``pytester`` (tests/test_spec_coverage.py runs the coverage plugin on suites of its own) and
+``keras_optreg.conformance.pytest_plugin`` (the spec coverage table from ``@pytest.mark.spec`` markers).
 """
 
 import os
@@ -21,3 +22,5 @@ settings.register_profile("thorough", max_examples=1000, **_common)
 
 _default = "ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))
+
+pytest_plugins = ("pytester", "keras_optreg.conformance.pytest_plugin")

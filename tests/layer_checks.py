@@ -7,6 +7,18 @@ import numpy as np
 import tensorflow as tf
 
 
+def assert_keras_round_trip(model, path):
+    """Save ``model`` to the ``.keras`` file ``path``, reload it, assert every weight is bit-for-bit
+    equal and every layer's config is unchanged; return the reloaded model."""
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    for a, b in zip(model.weights, loaded.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"weight {a.path}")
+    for a, b in zip(model.layers, loaded.layers, strict=True):
+        assert a.get_config() == b.get_config(), a.name
+    return loaded
+
+
 def harness():
     """Keras' own layer test harness (``keras.src.testing.TestCase.run_layer_test``), outside unittest."""
     from keras.src.testing import TestCase

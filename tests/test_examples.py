@@ -60,6 +60,7 @@ def test_examples_write_their_figures(out, summary):
     assert set(summary) == {"initializers", "errata", "optax_style_loop"}
 
 
+@pytest.mark.spec("eq01", "eq02", "eq03")
 def test_examples_initializers_eq01_eq02_eq03_relu_variance_gain(summary):
     # With zero bias, Var(z_{l+1}) = m Var(w) E[relu(z_l)^2] = m Var(w) Var(z_l) / 2 [He et al. 2015,
     # eq. 10]: the variance is multiplied by gain = m Var(w) / 2 per layer. The measured gain is the
@@ -79,6 +80,7 @@ def test_examples_initializers_eq01_eq02_eq03_relu_variance_gain(summary):
         assert abs(math.log(measured / gains[name])) < tol, (name, measured, gains[name])
 
 
+@pytest.mark.spec("eq09")
 def test_examples_errata_eq09_printed_momentum_climbs(summary):
     # E-mom: theta - v with v = alpha v - eps g is momentum gradient *ascent*; on a convex quadratic
     # it grows geometrically (the script stops it past 1e12 and records inf), the corrected rule converges.
@@ -91,6 +93,7 @@ def test_examples_errata_eq09_printed_momentum_climbs(summary):
             assert v["corrected"] < v["printed"], (problem, opt)
 
 
+@pytest.mark.spec("eq11", "eq12")
 def test_examples_errata_eq11_eq12_printed_rmsprop_step_depends_on_the_loss_scale(summary):
     # E-rms, first step from r = 0: printed eps g / (delta + g^2) ~ eps / g, which shrinks like 1/c
     # over c = 1e-2 ... 1e3 (1e5); corrected eps g / sqrt(delta + (1 - rho) g^2) ~ eps / sqrt(1 - rho)
@@ -102,6 +105,7 @@ def test_examples_errata_eq11_eq12_printed_rmsprop_step_depends_on_the_loss_scal
     assert np.all(np.diff(printed) < 0)
 
 
+@pytest.mark.spec("eq16", "eq18")
 def test_examples_errata_eq16_eq18_printed_adam_first_step_ignores_the_sign(summary):
     # E-adam, first step from zero state: printed s_hat = g, r_hat = g^2, step -eps g^2 / (delta + g^2)
     # = -eps in every coordinate; corrected -eps g / (|g| + delta) = -eps sign(g).
@@ -113,6 +117,7 @@ def test_examples_errata_eq16_eq18_printed_adam_first_step_ignores_the_sign(summ
     np.testing.assert_allclose(s["corrected"], -eps * np.sign(g), rtol=1e-6)
 
 
+@pytest.mark.spec("eq13", "eq18")
 def test_examples_optax_style_loop_eq13_eq18_matches_the_spec(summary):
     # The same recorded gradients through keras_optreg_spec.algorithms.alg_adam_step in float64: each float32
     # step rounds weights of magnitude < 1 (Glorot bound sqrt(6/33) = 0.43, plus < 20 steps of

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 import keras_optreg
 from keras_optreg import functional as F
+from keras_optreg.conformance import cases
+from keras_optreg.conformance.compare import assert_matches_spec
 from keras_optreg_spec import algorithms as A
-from tests import _optim_cases as cases
-from tests.assertions import assert_conforms
 
 FACTORIES = {"sgd": F.sgd, "momentum": F.sgd, "nesterov": F.sgd, "adagrad": F.adagrad, "rmsprop": F.rmsprop,
              "rmsprop_momentum": F.rmsprop, "adam": F.adam, "adagrad_r0": F.adagrad, "centered_rmsprop": F.rmsprop,
@@ -41,14 +41,15 @@ def _check(kind, eq, data, dtype="float32"):
     got = functional_trajectory(kind, hp, theta0, grads, dtype)
     rtol, atol = cases.tolerance(kind, hp, theta0, want, dtype, grads, states, functional=True)
     for t, (a, b) in enumerate(zip(got, want, strict=True), start=1):
-        assert_conforms(a, b, eq=f"{eq} t={t} {dtype}", rtol=rtol, atol=atol, inputs={"hp": hp, "theta0": theta0})
+        assert_matches_spec(a, b, eq=f"{eq} t={t} {dtype}", rtol=rtol, atol=atol, inputs={"hp": hp, "theta0": theta0})
 
 
 @pytest.mark.parametrize("kind, eq", [("sgd", "eq05"), ("momentum", "eq09"), ("nesterov", "eq09"),
                                       ("adagrad", "alg8.4"), ("rmsprop", "eq12"), ("adam", "eq18"),
                                       ("adagrad_r0", "alg8.4 r0"), ("centered_rmsprop", "Graves eqs. 38-40"),
                                       ("amsgrad", "AMSGrad")])
-def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_functional_trajectories_match_spec(kind, eq):
+@pytest.mark.spec("eq05", "eq09", "eq12", "eq18", "adagrad", "centered_rmsprop", "amsgrad")
+def test_functional_trajectories_match_spec(kind, eq):
     @given(cases.trajectories(kind))
     def check(data):
         _check(kind, eq, data)
@@ -57,7 +58,8 @@ def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_functional_traject
 
 
 @pytest.mark.parametrize("kind", cases.KINDS)
-def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_functional_on_float16_bfloat16_float64(kind):
+@pytest.mark.spec("eq05", "eq09", "eq12", "eq18", "adagrad", "centered_rmsprop", "amsgrad")
+def test_functional_on_float16_bfloat16_float64(kind):
     """Low-precision parameters: slots and updates in float32, apply_updates rounds once per step."""
     @settings(max_examples=30)
     @given(st.sampled_from(("float16", "bfloat16", "float64")).flatmap(
@@ -70,6 +72,7 @@ def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_functional_on_floa
 
 
 @given(cases.rmsprop_nesterov_quadratics())
+@pytest.mark.spec("eq12")
 def test_eq12_functional_rmsprop_nesterov_momentum_trajectory_matches_gbc16_alg86(data):
     """functional.rmsprop(momentum): the parameters are phi = theta + alpha v; theta = phi - alpha v
     follows spec GBC16 Alg. 8.6 on f = 0.5 sum(a theta^2) (tolerance: ``cases.rmsprop_nesterov_tolerance``)."""
@@ -88,10 +91,11 @@ def test_eq12_functional_rmsprop_nesterov_momentum_trajectory_matches_gbc16_alg8
     want = cases.spec_rmsprop_nesterov(hp, a, theta0)
     rtol, atol = cases.rmsprop_nesterov_tolerance(hp, a, theta0, want)
     for t, (g, (w, _, _, _)) in enumerate(zip(got, want, strict=True), start=1):
-        assert_conforms(g, w, eq=f"eq12 alg8.6 t={t}", rtol=rtol, atol=atol,
+        assert_matches_spec(g, w, eq=f"eq12 alg8.6 t={t}", rtol=rtol, atol=atol,
                         inputs={"hp": hp, "a": a, "theta0": theta0})
 
 
+@pytest.mark.spec("eq13")
 def test_eq13_functional_mean_of_per_example_gradients_matches_spec():
     """Feeding the mean of per-example gradients (corrected eq. 13) gives spec's Adam step."""
     rng = np.random.default_rng(3)
@@ -102,7 +106,7 @@ def test_eq13_functional_mean_of_per_example_gradients_matches_spec():
     updates, _ = opt.update([tf.reduce_mean(tf.constant(per_example), axis=0)], state)
     got = F.apply_updates([tf.constant(theta)], updates)[0].numpy()
     want = A.alg_adam_step(theta, 0.0, 0.0, 0, per_example.astype(np.float64).mean(axis=0), 0.01)[0]
-    assert_conforms(got, want, eq="eq13", rtol=1e-5, atol=1e-7)
+    assert_matches_spec(got, want, eq="eq13", rtol=1e-5, atol=1e-7)
 
 
 def test_lecture_snippet_line_for_line_and_pure():
@@ -144,6 +148,7 @@ def test_functional_eager_equals_xla_with_one_trace(kind):
     assert not np.allclose(we[0].numpy(), weights[0].numpy())
 
 
+@pytest.mark.spec("eq06")
 def test_eq06_functional_accepts_a_schedule():
     sched = keras_optreg.LinearDecay(0.1, 0.01, 4)
     opt = F.sgd(learning_rate=sched)

@@ -10,9 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keras_optreg import initializers as ki
+from keras_optreg.conformance.compare import assert_matches_spec
 from keras_optreg_spec import corrected, printed
 from tests import stats
-from tests.assertions import assert_conforms, assert_keras_round_trip
+from tests.layer_checks import assert_keras_round_trip
 
 # (shape, fan_in, fan_out) under Keras' layout: Dense, Conv1D, Conv2D, Conv3D kernels.
 KERNELS = (((6, 10), 6, 10), ((3, 4, 5), 12, 15), ((3, 2, 4, 5), 24, 30), ((2, 3, 2, 4, 5), 48, 60))
@@ -59,7 +60,7 @@ def test_eq02_torch_default_support_and_fans(shape, fan_in, fan_out):
     w = np.asarray(ki.TorchDefault(seed=1)(shape, dtype="float64"))
     assert w.shape == shape and w.dtype == np.float64
     b = float(corrected.eq02_torch_linear_bound(fan_in))
-    assert_conforms(b, printed.eq02_he_uniform_bound(fan_in), eq="eq02")
+    assert_matches_spec(b, printed.eq02_he_uniform_bound(fan_in), eq="eq02")
     assert np.abs(w).max() <= b
 
 
@@ -152,8 +153,8 @@ def test_eq03_printed_form_distribution():
 @pytest.mark.spec("eq03")
 def test_eq03_truncated_kurtosis_matches_jax_constant():
     m2, _ = stats.truncated_standard_normal_moments(2.0)
-    assert_conforms(math.sqrt(m2), corrected.TRUNCNORM_STD_2, eq="eq03", rtol=1e-14)
-    assert_conforms(math.sqrt(m2), corrected.truncated_standard_normal_std(2.0), eq="eq03", rtol=1e-14)
+    assert_matches_spec(math.sqrt(m2), corrected.TRUNCNORM_STD_2, eq="eq03", rtol=1e-14)
+    assert_matches_spec(math.sqrt(m2), corrected.truncated_standard_normal_std(2.0), eq="eq03", rtol=1e-14)
 
 
 # ---- XLA -------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from keras_optreg import initializers as ki
 from keras_optreg._math import init as init_math
 from keras_optreg_spec import corrected
 from tests import stats
-from tests.assertions import assert_keras_round_trip
+from tests.layer_checks import assert_keras_round_trip
 from tests.test_initializers import _expected
 
 K = keras.initializers

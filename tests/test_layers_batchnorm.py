@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 import keras_optreg_spec.corrected as sc
 from keras_optreg import layers as L
 from keras_optreg._math import layers as m
+from keras_optreg.conformance.compare import assert_matches_spec
+from keras_optreg.conformance.strategies import IMAGE_SHAPE_BUCKETS, arrays, as_float32, epsilons
 from tests import layer_checks as lc
-from tests.assertions import assert_conforms
-from tests.strategies import IMAGE_SHAPE_BUCKETS, arrays, as_float32, epsilons
 
 CASES = [((3, 5), (-1,)), ((2, 3, 4), (-1,)), ((2, 3, 4), (1, 2))] + [(s, (-1,)) for s in IMAGE_SHAPE_BUCKETS] + [
     (IMAGE_SHAPE_BUCKETS[0], (1, 2, 3))]
@@ -33,19 +33,19 @@ def test_eq20_math_matches_spec(case, data, eps):
     mean, var = m.batchnorm_moments(x, _reduction(len(shape), axis))
     x_hat = m.batchnorm_normalize(x, mean, var, eps)
     want_hat, want_mu, want_var = sc.eq20_batchnorm_normalize(x, axis=axis, epsilon=eps)
-    assert_conforms(mean, want_mu, eq="eq20", inputs=dict(x=x), rtol=1e-5, atol=1e-4)
-    assert_conforms(var, want_var, eq="eq20", inputs=dict(x=x), rtol=1e-3, atol=1e-4)
+    assert_matches_spec(mean, want_mu, eq="eq20", inputs=dict(x=x), rtol=1e-5, atol=1e-4)
+    assert_matches_spec(var, want_var, eq="eq20", inputs=dict(x=x), rtol=1e-3, atol=1e-4)
     # x - mu in float32: mu is a float32 sum of n terms, off by at most gamma_n * max|x| with
     # gamma_n = n u / (1 - n u), u = 2**-24 (Higham, Accuracy and Stability of Numerical Algorithms,
     # 2nd ed., eq. 4.4); the quotient by sqrt(var + eps) adds a few u more.
     n = np.prod([shape[a] for a in _reduction(len(shape), axis)])
     u = 2.0**-24
     atol = (n * u / (1 - n * u) + 8 * u) * (np.abs(x).max() + 1) / np.sqrt(want_var.min() + eps)
-    assert_conforms(x_hat, want_hat, eq="eq20", inputs=dict(x=x, eps=eps), rtol=1e-3, atol=atol)
+    assert_matches_spec(x_hat, want_hat, eq="eq20", inputs=dict(x=x, eps=eps), rtol=1e-3, atol=atol)
     gamma = data.draw(arrays(np.asarray(want_mu).shape, -3, 3, dtype=np.float32))
     beta = data.draw(arrays(np.asarray(want_mu).shape, -3, 3, dtype=np.float32))
     want_hat32 = np.asarray(x_hat, np.float64)
-    assert_conforms(m.batchnorm_affine(np.asarray(x_hat), gamma, beta),
+    assert_matches_spec(m.batchnorm_affine(np.asarray(x_hat), gamma, beta),
                     sc.eq20_batchnorm_affine(want_hat32, gamma, beta), eq="eq20", rtol=1e-5, atol=1e-5)
 
 
@@ -79,9 +79,9 @@ def test_eq20_moving_statistics_momentum_direction_and_unbiased_variance():
     x = rng.normal(2.0, 3.0, size=(8, 5)).astype(np.float32)
     layer = L.BatchNormalization(momentum=0.9)
     layer(x, training=True)
-    mu, var = sc.batchnorm_population_statistics(x.mean(0)[None], x.astype(np.float64).var(0)[None], m=8)
-    assert_conforms(layer.moving_mean.numpy(), 0.9 * 0.0 + 0.1 * mu, eq="eq20", rtol=1e-5)
-    assert_conforms(layer.moving_variance.numpy(), 0.9 * 1.0 + 0.1 * var, eq="eq20", rtol=1e-5)
+    mean, var = sc.batchnorm_moving_update(np.zeros(5), np.ones(5), x, momentum=0.9)
+    assert_matches_spec(layer.moving_mean.numpy(), mean, eq="eq20", rtol=1e-5)
+    assert_matches_spec(layer.moving_variance.numpy(), var, eq="eq20", rtol=1e-5)
 
 
 @pytest.mark.spec("eq20")
@@ -94,9 +94,9 @@ def test_eq20_inference_uses_moving_statistics():
     mean, var = sc.batchnorm_population_statistics(x.mean((0, 1, 2))[None],
                                                    x.astype(np.float64).var((0, 1, 2))[None], m=24)
     want = sc.batchnorm_inference(x, mean, var, layer.gamma.numpy(), layer.beta.numpy(), epsilon=1e-2)
-    assert_conforms(layer(x, training=False), want, eq="eq20", rtol=1e-4, atol=1e-5)
+    assert_matches_spec(layer(x, training=False), want, eq="eq20", rtol=1e-4, atol=1e-5)
     layer.trainable = False  # Keras semantics: a frozen BN layer runs in inference mode
-    assert_conforms(layer(x, training=True), want, eq="eq20", rtol=1e-4, atol=1e-5)
+    assert_matches_spec(layer(x, training=True), want, eq="eq20", rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.spec("eq20")
@@ -105,10 +105,11 @@ def test_eq20_literal_per_position_axis():
     layer = L.BatchNormalization(axis=(1, 2, 3), epsilon=1e-3)
     y = layer(x, training=True)
     assert layer.gamma.shape == (3, 4, 2)
-    assert_conforms(y, sc.eq20_batchnorm_normalize(x, axis=(1, 2, 3), epsilon=1e-3)[0], eq="eq20",
+    assert_matches_spec(y, sc.eq20_batchnorm_normalize(x, axis=(1, 2, 3), epsilon=1e-3)[0], eq="eq20",
                     rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.spec("eq20")
 def test_eq20_batch_size_one_is_an_error():
     with pytest.raises(ValueError, match="m >= 2"):
         L.BatchNormalization()(np.ones((1, 3), np.float32), training=True)
@@ -116,6 +117,7 @@ def test_eq20_batch_size_one_is_an_error():
     assert np.all(np.isfinite(y))
 
 
+@pytest.mark.spec("eq20")
 def test_eq20_dynamic_batch_of_one_leaves_the_moving_variance_unchanged():
     layer = L.BatchNormalization(momentum=0.5)
     layer.build((None, 3))
@@ -146,13 +148,13 @@ def test_eq20_training_under_every_dtype_policy(policy):
     assert [v.dtype for v in layer.weights] == [variable] * 4
     want = sc.eq20_batchnorm_normalize(x_in, epsilon=1e-3)[0]
     work = "float64" if compute == "float64" else "float32"
-    assert_conforms(np.asarray(keras.ops.cast(y, "float64")), want, eq="eq20",
+    assert_matches_spec(np.asarray(keras.ops.cast(y, "float64")), want, eq="eq20",
                     rtol=0, atol=8 * 3 * max(EPS[compute], EPS[work]) + 1e-12)
-    mu, var = sc.batchnorm_population_statistics(x_in.mean(0)[None], x_in.var(0)[None], m=16)
+    mean, var = sc.batchnorm_moving_update(np.zeros(4), np.ones(4), x_in, momentum=0.5)
     moving = np.asarray(keras.ops.cast(layer.moving_mean, "float64"))
-    assert_conforms(moving, 0.5 * mu, eq="eq20", rtol=4 * max(EPS[variable], EPS[work]))
+    assert_matches_spec(moving, mean, eq="eq20", rtol=4 * max(EPS[variable], EPS[work]))
     moving = np.asarray(keras.ops.cast(layer.moving_variance, "float64"))
-    assert_conforms(moving, 0.5 + 0.5 * var, eq="eq20", rtol=4 * max(EPS[variable], EPS[work]))
+    assert_matches_spec(moving, var, eq="eq20", rtol=4 * max(EPS[variable], EPS[work]))
     fn = tf.function(lambda t: layer(t, training=True), jit_compile=True)  # and under XLA
     assert keras.backend.standardize_dtype(fn(tf.constant(x, compute)).dtype) == compute
 
@@ -168,10 +170,11 @@ def test_eq20_masked_statistics_as_keras_computes_them():
     twin(x, training=True, mask=mask)
     np.testing.assert_allclose(ours.moving_mean.numpy(), [1.5, 5.0], rtol=1e-6)
     np.testing.assert_allclose(ours.moving_mean.numpy(), twin.moving_mean.numpy(), rtol=1e-6)
-    mu, var, count = sc.batchnorm_masked_moments(x, mask)
-    np.testing.assert_allclose(ours.moving_variance.numpy(), (var * count / (count - 1)).ravel(), rtol=1e-6)
+    np.testing.assert_allclose(ours.moving_variance.numpy(),
+                               sc.batchnorm_moving_update(np.zeros(2), np.ones(2), x, 0.0, mask=mask)[1], rtol=1e-6)
+    mu, var, _ = sc.batchnorm_masked_moments(x, mask)
     want = (x - mu) / np.sqrt(var + 1e-3)  # every position normalised with the masked statistics
-    assert_conforms(y, want, eq="eq20", rtol=1e-5, atol=1e-6)
+    assert_matches_spec(y, want, eq="eq20", rtol=1e-5, atol=1e-6)
     assert ours.compute_mask(x, mask) is mask
 
 
@@ -186,12 +189,13 @@ def test_eq20_masked_moments_math_matches_spec(shape, data):
     want_mu, want_var, want_m = sc.batchnorm_masked_moments(x, mask)
     np.testing.assert_array_equal(np.asarray(count), want_m)
     seen = want_m > 0  # m = 0: the spec's mean is NaN (0/0), the library's 0; the layer keeps its statistics then
-    assert_conforms(np.asarray(mean)[seen], want_mu[seen], eq="eq20", inputs=dict(x=x, mask=mask), rtol=1e-5,
+    assert_matches_spec(np.asarray(mean)[seen], want_mu[seen], eq="eq20", inputs=dict(x=x, mask=mask), rtol=1e-5,
                     atol=1e-4)
-    assert_conforms(np.asarray(var)[seen], want_var[seen], eq="eq20", inputs=dict(x=x, mask=mask), rtol=1e-3,
+    assert_matches_spec(np.asarray(var)[seen], want_var[seen], eq="eq20", inputs=dict(x=x, mask=mask), rtol=1e-3,
                     atol=1e-4)
 
 
+@pytest.mark.spec("eq20")
 def test_eq20_mask_from_an_embedding_reaches_the_statistics():
     tokens = np.array([[3, 5, 0, 0], [2, 0, 0, 0]])  # 0 = padding
     inp = keras.Input((4,), dtype="int32")
@@ -206,6 +210,7 @@ def test_eq20_mask_from_an_embedding_reaches_the_statistics():
     assert out._keras_mask is not None  # the mask passes through
 
 
+@pytest.mark.spec("eq20")
 def test_eq20_fully_masked_feature_keeps_its_moving_statistics():
     x = np.random.default_rng(5).normal(size=(2, 3, 2)).astype(np.float32)
     layer = L.BatchNormalization(momentum=0.5)
@@ -219,6 +224,7 @@ def test_eq20_fully_masked_feature_keeps_its_moving_statistics():
     np.testing.assert_array_equal(layer.moving_variance.numpy(), [1.0, 1.0])
 
 
+@pytest.mark.spec("eq20")
 def test_eq20_infinite_batch_keeps_the_moving_statistics():
     layer = L.BatchNormalization(momentum=0.5)
     x = np.random.default_rng(6).normal(size=(8, 3)).astype(np.float32)
@@ -233,6 +239,7 @@ def test_eq20_infinite_batch_keeps_the_moving_statistics():
     assert layer.moving_mean.numpy()[1] != before[0][1]  # the clean channel takes the batch
 
 
+@pytest.mark.spec("eq20")
 def test_eq20_regularizers_and_constraints_of_gamma_and_beta():
     layer = L.BatchNormalization(gamma_regularizer=keras.regularizers.L2(0.1), beta_regularizer="l1",
                                  gamma_constraint=keras.constraints.MaxNorm(0.5), beta_constraint="non_neg")
@@ -257,7 +264,7 @@ def test_eq20_mixed_precision():
     y = layer(x, training=True)
     assert y.dtype == "float16" and layer.moving_mean.dtype == "float32"
     want = sc.eq20_batchnorm_normalize(x.astype(np.float64), epsilon=1e-3)[0]
-    assert_conforms(np.asarray(y), want, eq="eq20", rtol=1e-2, atol=5e-3)
+    assert_matches_spec(np.asarray(y), want, eq="eq20", rtol=1e-2, atol=5e-3)
 
 
 X = np.random.default_rng(0).normal(size=(4, 3, 3, 2)).astype(np.float32)
@@ -267,6 +274,7 @@ def _make():
     return L.BatchNormalization(momentum=0.5)
 
 
+@pytest.mark.spec("eq20")
 def test_eq20_keras_round_trip(tmp_path):
     lc.next_call_survives_reload(tmp_path, _make, X)
     layer = _make()
@@ -279,24 +287,29 @@ def test_eq20_keras_round_trip(tmp_path):
     np.testing.assert_array_equal(np.asarray(again(X)), np.asarray(model(X)))
 
 
+@pytest.mark.spec("eq20")
 def test_eq20_jit_compile():
     lc.jit_matches_eager(_make, X)
 
 
+@pytest.mark.spec("eq20")
 def test_eq20_model_fit_jit():
     model = lc.fit_runs_under_xla(_make, X)
     assert not np.allclose(model.layers[1].moving_mean.numpy(), 0.0)
 
 
+@pytest.mark.spec("eq20")
 def test_eq20_tf_data_map():
     lc.tf_data_map_advances(_make, X)
 
 
+@pytest.mark.spec("eq20")
 def test_eq20_custom_loop():
     layer = lc.custom_loop_runs(_make, X)
     assert not np.allclose(layer.moving_variance.numpy(), 1.0)
 
 
+@pytest.mark.spec("eq20")
 def test_eq20_synchronized_option_config_validation_and_one_device_identity():
     layer = L.BatchNormalization(synchronized=True, momentum=0.5)
     assert layer.get_config()["synchronized"] is True

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 import keras_optreg_spec.unnumbered as su
 from keras_optreg import layers as L
 from keras_optreg._math import images as m
+from keras_optreg.conformance.compare import assert_matches_spec
+from keras_optreg.conformance.strategies import IMAGE_SHAPE_BUCKETS, arrays, as_float32, floats
 from tests import layer_checks as lc
-from tests.assertions import assert_conforms
-from tests.strategies import IMAGE_SHAPE_BUCKETS, arrays, as_float32, floats
 
 CROPS = {(2, 8, 8, 1): (5, 3), (3, 9, 7, 2): (9, 4), (4, 16, 16, 3): (12, 12)}
 
@@ -26,7 +26,7 @@ def test_random_crop_math_matches_spec(shape, data):
     x = data.draw(arrays(shape, dtype=np.float32))
     oh = np.array(data.draw(st.lists(st.integers(0, h - ch), min_size=n, max_size=n)))
     ow = np.array(data.draw(st.lists(st.integers(0, w - cw), min_size=n, max_size=n)))
-    assert_conforms(m.random_crop(x, ch, cw, oh, ow), su.random_crop(x, ch, cw, oh, ow), eq="random_crop",
+    assert_matches_spec(m.random_crop(x, ch, cw, oh, ow), su.random_crop(x, ch, cw, oh, ow), eq="random_crop",
                     inputs=dict(x=x, oh=oh, ow=ow), rtol=0)
 
 
@@ -37,6 +37,7 @@ def crop_fns():
 
 
 @given(st.sampled_from(IMAGE_SHAPE_BUCKETS), st.data())
+@pytest.mark.spec("random_crop")
 def test_random_crop_is_a_sub_window_of_its_input(crop_fns, shape, data):
     n, h, w, _ = shape
     ch, cw = CROPS[shape]
@@ -53,7 +54,7 @@ def test_random_crop_centre_at_inference_and_offsets_cover_the_range():
     x = np.arange(2 * 9 * 7, dtype=np.float32).reshape(2, 9, 7, 1)
     layer = L.RandomCrop(4, 4, seed=0)
     oh, ow = su.center_crop_offsets(9, 4), su.center_crop_offsets(7, 4)
-    assert_conforms(layer(x, training=False), su.random_crop(x, 4, 4, [oh, oh], [ow, ow]), eq="random_crop", rtol=0)
+    assert_matches_spec(layer(x, training=False), su.random_crop(x, 4, 4, [oh, oh], [ow, ow]), eq="random_crop", rtol=0)
     big = np.tile(x[:1], (512, 1, 1, 1))
     y = np.asarray(layer(big, training=True))
     starts = {(int(v // 7), int(v % 7)) for v in y[:, 0, 0, 0]}
@@ -70,10 +71,11 @@ def test_random_rotation_math_matches_spec(shape, data, fill):
     th = as_float32(data.draw(st.lists(angles, min_size=shape[0], max_size=shape[0])))
     got = m.random_rotation_bilinear(x, th.astype(np.float32), fill)
     # float32 sampling coordinates: ~2**-24 * size error in the weights, times |values| <= 10, times 4
-    assert_conforms(got, su.random_rotation_bilinear(x, th, fill), eq="random_rotation",
+    assert_matches_spec(got, su.random_rotation_bilinear(x, th, fill), eq="random_rotation",
                     inputs=dict(x=x, angles=th, fill=fill), rtol=0, atol=2e-4)
 
 
+@pytest.mark.spec("random_rotation")
 def test_random_rotation_by_zero_is_identity_and_by_90_degrees_is_rot90():
     x = np.random.default_rng(0).normal(size=(2, 9, 9, 2)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(m.random_rotation_bilinear(x, np.zeros(2, np.float32))), x, atol=1e-6)
@@ -92,6 +94,7 @@ def _dot_angles(layer, n=256):
     return np.degrees(np.arctan2(-my, mx))  # counter-clockwise as displayed (row 0 on top)
 
 
+@pytest.mark.spec("random_rotation")
 def test_random_rotation_angles_stay_within_the_bound():
     theta = _dot_angles(L.RandomRotation(max_angle_degrees=20, fill_mode="constant", seed=1))
     assert np.all(np.abs(theta) < 20.5) and theta.max() > 15 and theta.min() < -15
@@ -122,7 +125,7 @@ def test_random_rotation_fill_modes_and_interpolations_match_spec(shape, fill_mo
     got = np.asarray(m.random_rotation(x, th.astype(np.float32), fill_mode, interpolation, fill), np.float64)
     want = su.random_rotation(x, th, fill_mode, interpolation, fill)
     if interpolation == "bilinear":  # float32 coordinates: ~2**-24 * size in the weights, times |values| <= 10, x4
-        assert_conforms(got, want, eq="random_rotation", inputs=dict(x=x, angles=th, fill=fill), rtol=0, atol=2e-4)
+        assert_matches_spec(got, want, eq="random_rotation", inputs=dict(x=x, angles=th, fill=fill), rtol=0, atol=2e-4)
         return
     # nearest: a sample coordinate within 1e-4 of a half-integer may round either way in float32 (its error is
     # ~size * 2**-23 < 1e-5 here); every other pixel must be the spec's exactly
@@ -135,11 +138,12 @@ def test_random_rotation_fill_modes_and_interpolations_match_spec(shape, fill_mo
         for coord in (cx + c * (xx - cx) - s_ * (yy - cy), cy + s_ * (xx - cx) + c * (yy - cy)):
             decided[b] &= np.abs((coord % 1.0) - 0.5) > 1e-4
     assert decided.mean() > 0.9
-    assert_conforms(got[decided], want[decided], eq="random_rotation", inputs=dict(x=x, angles=th), rtol=0)
+    assert_matches_spec(got[decided], want[decided], eq="random_rotation", inputs=dict(x=x, angles=th), rtol=0)
 
 
 @pytest.mark.parametrize("interpolation", m.INTERPOLATIONS)
 @pytest.mark.parametrize("fill_mode", m.FILL_MODES)
+@pytest.mark.spec("random_rotation")
 def test_random_rotation_every_fill_mode_and_interpolation_compiles_under_xla(fill_mode, interpolation):
     def make():
         return L.RandomRotation(0.2, fill_mode=fill_mode, interpolation=interpolation, fill_value=-1.0, seed=3)
@@ -159,6 +163,7 @@ def test_random_rotation_spec_forms_agree():
                                su.random_rotation_bilinear(x, th, 0.5), rtol=0, atol=1e-12)
 
 
+@pytest.mark.spec("random_rotation")
 def test_random_rotation_factor_is_a_fraction_of_a_full_turn():
     """Keras' factor: (-0.05, 0.02) turns = (-18, 7.2) degrees, drawn across the whole range."""
     theta = _dot_angles(L.RandomRotation((0.02, -0.05), fill_mode="constant", seed=2))  # sorted, as Keras does
@@ -175,11 +180,13 @@ MAKERS = {"crop": lambda: L.RandomCrop(5, 4, seed=7),
 
 
 @pytest.mark.parametrize("name", list(MAKERS))
+@pytest.mark.spec("random_crop", "random_rotation")
 def test_random_crop_and_random_rotation_keras_integration(name, tmp_path):
     layer = lc.keras_integration(MAKERS[name], IMG, tmp_path)
     assert int(layer.rng_state.numpy()[1]) == 3
 
 
+@pytest.mark.spec("random_rotation")
 def test_random_rotation_keras_integration():
     # named for the spec id; the shared checks run in the parametrized test above
     assert np.array_equal(np.asarray(MAKERS["rotation"]()(IMG, training=False)), IMG)
@@ -187,6 +194,7 @@ def test_random_rotation_keras_integration():
 
 @pytest.mark.parametrize("augment", [lambda: L.RandomCrop(6, 6, seed=1), lambda: L.RandomRotation(0.1, seed=1)],
                          ids=["crop", "rotation"])
+@pytest.mark.spec("random_crop", "random_rotation")
 def test_random_crop_random_rotation_uint8_input_into_conv2d_fits(augment):
     """Issue 12 bug 4: Input(dtype="uint8") -> augmentation -> Conv2D builds and trains (float32 between)."""
     inp = keras.Input((8, 8, 1), dtype="uint8")
@@ -201,6 +209,7 @@ def test_random_crop_random_rotation_uint8_input_into_conv2d_fits(augment):
 
 
 @pytest.mark.parametrize("interpolation", m.INTERPOLATIONS)
+@pytest.mark.spec("random_rotation")
 def test_random_rotation_fill_modes_agree_with_keras_except_wrap(interpolation):
     """Fixed angles ((f, f) turns: no randomness): reflect, nearest and constant give Keras' RandomRotation
     output to float32 rounding of the sample coordinates; wrap is the documented deviation (TensorFlow's

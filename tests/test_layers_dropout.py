@@ -11,9 +11,9 @@ import keras_optreg_spec.unnumbered as su
 from keras_optreg import _random
 from keras_optreg import layers as L
 from keras_optreg._math import layers as m
+from keras_optreg.conformance.compare import assert_matches_spec
+from keras_optreg.conformance.strategies import arrays, as_float32, shapes
 from tests import layer_checks as lc
-from tests.assertions import assert_conforms
-from tests.strategies import arrays, as_float32, shapes
 
 rates = st.floats(0.0, 0.95)
 
@@ -25,11 +25,11 @@ def test_dropout_math_matches_spec(data, shape, rate):
     keep = data.draw(arrays(shape, 0, 1)) < 0.5
     rate32 = float(as_float32(rate))
     got = m.dropout_inverted(x, keep, rate32)
-    assert_conforms(got, su.dropout_inverted(x, keep, rate32, True), eq="dropout",
+    assert_matches_spec(got, su.dropout_inverted(x, keep, rate32, True), eq="dropout",
                     inputs=dict(x=x, keep=keep, rate=rate32), rtol=2e-7)
     # Srivastava's form: training keeps x, inference scales by p; inverted = Srivastava / p in training.
     p = 1.0 - rate32
-    assert_conforms(np.asarray(got, np.float64) * p, su.dropout_srivastava(x, keep, p, True), eq="dropout",
+    assert_matches_spec(np.asarray(got, np.float64) * p, su.dropout_srivastava(x, keep, p, True), eq="dropout",
                     rtol=1e-6, atol=1e-30)
 
 
@@ -40,6 +40,7 @@ def jitted_layer():
 
 
 @given(st.sampled_from([(7,), (3, 5), (2, 3, 4)]), st.data())
+@pytest.mark.spec("dropout")
 def test_dropout_values_are_zero_or_scaled(jitted_layer, shape, data):
     layer, fn = jitted_layer
     x = data.draw(arrays(shape, 0.5, 1e3, dtype=np.float32))
@@ -68,11 +69,13 @@ def _mask_stats(keep_fn, rate, seeds):
 
 
 @pytest.mark.parametrize("rate", [0.1, 0.5, 0.9])
+@pytest.mark.spec("dropout")
 def test_dropout_mask_mean_and_independence(rate):
     fn = tf.function(lambda s, c: ~_random.bernoulli(tf.stack([s, c]), (N,), rate), jit_compile=True)
     assert _mask_stats(lambda s, c: fn(tf.constant(s), tf.constant(c)), rate, [0, 1, 12345]) < 6.0
 
 
+@pytest.mark.spec("dropout")
 def test_dropout_statistics_reject_a_bad_generator():
     rng = np.random.default_rng(0)
     biased = lambda s, c: rng.random(N) < 0.52  # noqa: E731  wrong mean
@@ -83,6 +86,7 @@ def test_dropout_statistics_reject_a_bad_generator():
     assert _mask_stats(frozen, 0.5, [0]) > 6.0
 
 
+@pytest.mark.spec("dropout")
 def test_dropout_layer_mask_mean_and_calls_differ():
     layer = L.Dropout(0.3, seed=11)
     x = np.ones((N,), np.float32)
@@ -94,6 +98,7 @@ def test_dropout_layer_mask_mean_and_calls_differ():
     np.testing.assert_array_equal(np.asarray(again(x, training=True)) != 0, a)
 
 
+@pytest.mark.spec("dropout")
 def test_dropout_noise_shape_broadcasts():
     y = np.asarray(L.Dropout(0.5, noise_shape=(None, 1, 4), seed=0)(np.ones((2, 3, 4), np.float32), training=True))
     assert np.all(y == y[:, :1, :])
@@ -106,26 +111,32 @@ def _make():
     return L.Dropout(0.4, seed=5)
 
 
+@pytest.mark.spec("dropout")
 def test_dropout_keras_round_trip_keeps_rng_state(tmp_path):
     lc.next_call_survives_reload(tmp_path, _make, X)
 
 
+@pytest.mark.spec("dropout")
 def test_dropout_jit_compile():
     lc.jit_matches_eager(_make, X)
 
 
+@pytest.mark.spec("dropout")
 def test_dropout_model_fit_jit():
     lc.fit_runs_under_xla(_make, X)
 
 
+@pytest.mark.spec("dropout")
 def test_dropout_tf_data_map():
     lc.tf_data_map_advances(_make, X)
 
 
+@pytest.mark.spec("dropout")
 def test_dropout_custom_loop():
     layer = lc.custom_loop_runs(_make, X)
     assert int(layer.rng_state.numpy()[1]) == 3
 
 
+@pytest.mark.spec("dropout")
 def test_dropout_unseeded_rng_state_round_trips(tmp_path):
     lc.next_call_survives_reload(tmp_path, lambda: L.Dropout(0.5), X)

@@ -12,9 +12,9 @@ import keras_optreg_spec.unnumbered as su
 from keras_optreg import layers as L
 from keras_optreg._math import images as mi
 from keras_optreg._math import layers as m
+from keras_optreg.conformance.compare import assert_matches_spec
+from keras_optreg.conformance.strategies import IMAGE_SHAPE_BUCKETS, SHAPE_BUCKETS, arrays, as_float32, log_uniform
 from tests import layer_checks as lc
-from tests.assertions import assert_conforms
-from tests.strategies import IMAGE_SHAPE_BUCKETS, SHAPE_BUCKETS, arrays, as_float32, log_uniform
 
 
 @pytest.mark.spec("random_flip")
@@ -22,7 +22,7 @@ from tests.strategies import IMAGE_SHAPE_BUCKETS, SHAPE_BUCKETS, arrays, as_floa
 def test_random_flip_math_matches_spec(shape, data):
     x = data.draw(arrays(shape, dtype=np.float32))
     mask = np.array(data.draw(st.lists(st.booleans(), min_size=shape[0], max_size=shape[0])))
-    assert_conforms(mi.random_flip_left_right(x, mask), su.random_flip_left_right(x, mask), eq="random_flip",
+    assert_matches_spec(mi.random_flip_left_right(x, mask), su.random_flip_left_right(x, mask), eq="random_flip",
                     inputs=dict(x=x, mask=mask), rtol=0)
 
 
@@ -33,6 +33,7 @@ def flip_fn():
 
 
 @given(st.sampled_from(IMAGE_SHAPE_BUCKETS), st.data())
+@pytest.mark.spec("random_flip")
 def test_random_flip_twice_with_same_mask_is_identity_and_each_image_is_flipped_or_not(flip_fn, shape, data):
     x = data.draw(arrays(shape, dtype=np.float32))
     mask = np.array(data.draw(st.lists(st.booleans(), min_size=shape[0], max_size=shape[0])))
@@ -42,6 +43,7 @@ def test_random_flip_twice_with_same_mask_is_identity_and_each_image_is_flipped_
         assert np.array_equal(y[b], x[b]) or np.array_equal(y[b], x[b, :, ::-1])
 
 
+@pytest.mark.spec("random_flip")
 def test_random_flip_probability_is_one_half():
     n = 4096
     x = np.tile(np.arange(2, dtype=np.float32).reshape(1, 1, 2, 1), (n, 1, 1, 1))
@@ -54,7 +56,7 @@ def test_random_flip_probability_is_one_half():
 def test_random_flip_up_down_math_matches_spec(shape, data):
     x = data.draw(arrays(shape, dtype=np.float32))
     mask = np.array(data.draw(st.lists(st.booleans(), min_size=shape[0], max_size=shape[0])))
-    assert_conforms(mi.random_flip_up_down(x, mask), su.random_flip_up_down(x, mask), eq="random_flip",
+    assert_matches_spec(mi.random_flip_up_down(x, mask), su.random_flip_up_down(x, mask), eq="random_flip",
                     inputs=dict(x=x, mask=mask), rtol=0)
 
 
@@ -77,12 +79,14 @@ MODES = {"horizontal": (0.5, 0.5, 0, 0), "vertical": (0.5, 0, 0.5, 0), "horizont
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.spec("random_flip")
 def test_random_flip_modes_draw_their_outcomes_with_the_right_frequencies(mode):
     y = np.asarray(L.RandomFlip(mode, seed=9)(FLIP_X, training=True))
     counts = np.bincount(_flip_outcomes(FLIP_X, y), minlength=4)
     assert _flip_counts_accepted(counts, MODES[mode]), counts
 
 
+@pytest.mark.spec("random_flip")
 def test_random_flip_frequency_check_rejects_keras_single_draw_for_both_flips():
     """Keras 3.15's horizontal_and_vertical uses one draw for both flips: only 'unchanged' and 'both'."""
     flips = np.random.default_rng(0).random(FLIP_N) < 0.5
@@ -99,10 +103,11 @@ def test_input_noise_math_matches_spec(shape, data, stddev):
     x = data.draw(arrays(shape, dtype=np.float32))
     z = data.draw(arrays(shape, -5, 5, dtype=np.float32))
     s = float(as_float32(stddev))
-    assert_conforms(m.input_noise(x, z, s), su.input_noise(x, z, s, True), eq="input_noise",
+    assert_matches_spec(m.input_noise(x, z, s), su.input_noise(x, z, s, True), eq="input_noise",
                     inputs=dict(x=x, z=z, stddev=s), rtol=1e-6, atol=1e-4)
 
 
+@pytest.mark.spec("input_noise")
 def test_input_noise_layer_statistics_and_large_stddev():
     n = 1 << 16
     layer = L.InputNoise(2.0, seed=1)  # Keras' GaussianNoise rejects 2.0; no upper bound here
@@ -112,6 +117,7 @@ def test_input_noise_layer_statistics_and_large_stddev():
     np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
 
 
+@pytest.mark.spec("dropout", "input_noise")
 def test_input_noise_and_dropout_pass_masks_through():
     tokens = np.array([[3, 5, 0], [2, 0, 0]])
     inp = keras.Input((3,), dtype="int32")
@@ -128,17 +134,20 @@ MAKERS = {"random_flip": lambda: L.RandomFlip(seed=7), "input_noise": lambda: L.
 
 
 @pytest.mark.parametrize("name", list(MAKERS))
+@pytest.mark.spec("input_noise", "random_flip")
 def test_random_flip_and_input_noise_keras_integration(name, tmp_path):
     layer = lc.keras_integration(MAKERS[name], IMG, tmp_path)
     assert int(layer.rng_state.numpy()[1]) == 3
 
 
+@pytest.mark.spec("random_flip")
 def test_random_flip_deterministic_with_seed():
     x = np.random.default_rng(1).normal(size=(16, 2, 3, 1)).astype(np.float32)
     a = [np.asarray(L.RandomFlip(seed=3)(x, training=True)) for _ in range(2)]
     np.testing.assert_array_equal(a[0], a[1])
 
 
+@pytest.mark.spec("input_noise")
 def test_input_noise_deterministic_with_seed():
     x = np.zeros((64,), np.float32)
     layer = L.InputNoise(1.0, seed=3)
@@ -147,6 +156,7 @@ def test_input_noise_deterministic_with_seed():
     np.testing.assert_array_equal(np.asarray(L.InputNoise(1.0, seed=3)(x, training=True)), first)
 
 
+@pytest.mark.spec("random_flip")
 def test_random_flip_identity_at_inference():
     x = np.random.default_rng(2).normal(size=(8, 2, 3, 1)).astype(np.float32)
     layer = L.RandomFlip(seed=0)
@@ -167,6 +177,7 @@ def _changed(layer, y):
 
 
 @pytest.mark.parametrize("name", sorted(AUGMENTERS))
+@pytest.mark.spec("random_crop", "random_flip", "random_rotation")
 def test_random_flip_random_crop_random_rotation_augment_without_a_training_argument(name):
     """Issue 12: as Keras' image layers, training defaults to True: called alone or in ds.map they augment;
     predict (training=False) does not."""
@@ -179,6 +190,7 @@ def test_random_flip_random_crop_random_rotation_augment_without_a_training_argu
 
 
 @pytest.mark.parametrize("name", sorted(AUGMENTERS))
+@pytest.mark.spec("random_crop", "random_flip", "random_rotation")
 def test_random_flip_random_crop_random_rotation_one_image_and_channels_first(name):
     """Issue 12 bug 3: a rank-3 input is one image (declared and actual shapes agree); channels_first
     computes the channels_last result, transposed (same seed, same draws)."""

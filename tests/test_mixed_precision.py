@@ -42,6 +42,7 @@ OPTIMIZERS = {
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.spec("eq04", "eq12", "eq18")
 def test_eq04_eq12_eq18_mixed_precision_slots_stay_float32(policy, name):
     """Layers keep float32 variables under a mixed policy, so every float slot is float32 too."""
     layer = keras.layers.Dense(3)
@@ -66,6 +67,7 @@ def _loss_scale_pair():
     return var, lso
 
 
+@pytest.mark.spec("eq18")
 def test_eq18_loss_scale_optimizer_skips_overflow_and_applies_finite_steps():
     var, lso = _loss_scale_pair()
     scale = float(lso.dynamic_scale.numpy())
@@ -85,6 +87,7 @@ def test_eq18_loss_scale_optimizer_skips_overflow_and_applies_finite_steps():
     assert int(lso.inner_optimizer.iterations.numpy()) == 1
 
 
+@pytest.mark.spec("eq18")
 def test_eq18_loss_scale_optimizer_under_tf_function():
     var, lso = _loss_scale_pair()
     step = tf.function(lambda g: lso.apply([g], [var]))
@@ -94,6 +97,7 @@ def test_eq18_loss_scale_optimizer_under_tf_function():
     assert np.all(var.numpy() < [1.0, -2.0, 3.0])
 
 
+@pytest.mark.spec("eq18", "eq20")
 def test_eq18_eq20_mixed_precision_model_fit_reduces_the_loss(policy):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(256, 8)).astype(np.float32)
@@ -130,7 +134,8 @@ LAYERS = {
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
-def test_eq20_dropout_input_noise_random_crop_random_flip_random_rotation_mixed_precision(policy, name):
+@pytest.mark.spec("eq20", "dropout", "input_noise", "random_crop", "random_flip", "random_rotation")
+def test_layers_under_mixed_precision(policy, name):
     """Output in the policy's compute dtype, variables float32 / int32, values = the float32 layer's
     (same seed) within the error of rounding input and output to the compute dtype."""
     compute = policy.compute_dtype
@@ -181,6 +186,7 @@ def _accepts(w, dtype, var, kurt, bound):
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
 @pytest.mark.parametrize("name", sorted(INITIALIZERS))
+@pytest.mark.spec("eq01", "eq02", "eq03")
 def test_eq01_eq02_eq03_initializers_honour_the_dtype(name, dtype):
     var, kurt, bound = _law(name, INIT_SHAPE)
     w = INITIALIZERS[name](7)(INIT_SHAPE, dtype=dtype)
@@ -190,6 +196,7 @@ def test_eq01_eq02_eq03_initializers_honour_the_dtype(name, dtype):
     assert not _accepts(1.1 * w, dtype, var, kurt, bound)  # a generator 10% too wide is rejected
 
 
+@pytest.mark.spec("eq01")
 def test_eq01_initializer_under_mixed_policy_builds_float32_kernels(policy):
     layer = keras.layers.Dense(4, kernel_initializer=ki.GlorotUniform(seed=0))
     layer.build((None, 3))

@@ -13,14 +13,15 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import keras_optreg
+from keras_optreg.conformance import cases
+from keras_optreg.conformance.compare import assert_matches_spec
 from keras_optreg_spec import algorithms as A
 from keras_optreg_spec import corrected as C
-from tests import _optim_cases as cases
-from tests.assertions import assert_conforms
 
 CLASSES = {"sgd": keras_optreg.SGD, "momentum": keras_optreg.SGD, "nesterov": keras_optreg.SGD,
            "adagrad": keras_optreg.Adagrad, "rmsprop": keras_optreg.RMSprop, "adam": keras_optreg.Adam,
-           "adagrad_r0": keras_optreg.Adagrad, "centered_rmsprop": keras_optreg.RMSprop, "amsgrad": keras_optreg.Adam}
+           "adagrad_r0": keras_optreg.Adagrad, "centered_rmsprop": keras_optreg.RMSprop, "amsgrad": keras_optreg.Adam,
+           "adamw": keras_optreg.Adam}
 #: float64 where the backend holds it (JAX does only with jax_enable_x64; tox -e jax runs without)
 FLOAT64 = float(keras.ops.convert_to_numpy(keras.ops.convert_to_tensor(1 + 2.0 ** -40, dtype="float64"))) != 1.0
 LOW_AND_DOUBLE = ("float16", "bfloat16") + (("float64",) if FLOAT64 else ())
@@ -46,7 +47,7 @@ def check_trajectory(kind, eq, data, dtype="float32"):
     got = keras_trajectory(kind, hp, theta0, grads, dtype)
     rtol, atol = cases.tolerance(kind, hp, theta0, want, dtype, grads, states)
     for t, (a, b) in enumerate(zip(got, want, strict=True), start=1):
-        assert_conforms(a, b, eq=f"{eq} t={t} {dtype}", rtol=rtol, atol=atol,
+        assert_matches_spec(a, b, eq=f"{eq} t={t} {dtype}", rtol=rtol, atol=atol,
                         inputs={"hp": hp, "theta0": theta0, "grads": grads[:t]})
 
 
@@ -95,7 +96,7 @@ def test_centered_rmsprop_trajectory_matches_spec_graves2013(data):
 
 @pytest.mark.spec("eq14", "eq15", "eq16", "eq17", "eq18")
 @given(cases.trajectories("adam"))
-def test_eq14_eq15_eq16_eq17_eq18_adam_trajectory_matches_spec(data):
+def test_adam_trajectory_matches_spec(data):
     check_trajectory("adam", "eq18", data)
 
 
@@ -105,6 +106,14 @@ def test_amsgrad_trajectory_matches_spec(data):
     check_trajectory("amsgrad", "AMSGrad", data)
 
 
+@pytest.mark.spec("adamw")
+@given(cases.trajectories("adamw"))
+def test_adam_weight_decay_is_decoupled_adamw(data):
+    """``Adam(weight_decay=wd)`` (Keras' decay, inherited): theta <- theta - lr wd theta outside the moments,
+    Loshchilov & Hutter 2019 Alg. 2 as ``algorithms.alg_adamw_step``."""
+    check_trajectory("adamw", "adamw", data)
+
+
 @st.composite
 def _low_and_double(draw, kind):
     dtype = draw(st.sampled_from(LOW_AND_DOUBLE))
@@ -112,7 +121,8 @@ def _low_and_double(draw, kind):
 
 
 @pytest.mark.parametrize("kind", cases.KINDS)
-def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_on_float16_bfloat16_float64_variables(kind):
+@pytest.mark.spec("eq05", "eq09", "eq12", "eq18", "adagrad", "centered_rmsprop", "amsgrad")
+def test_optimizers_on_float16_bfloat16_float64_variables(kind):
     """Every optimizer on float16, bfloat16 and float64 variables: the update is computed in float32
     (float64), the low-precision variable rounded once per step (``cases.tolerance``)."""
     @settings(max_examples=40)
@@ -124,6 +134,7 @@ def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_on_float16_bfloat1
     check()
 
 
+@pytest.mark.spec("eq18")
 def test_eq18_adam_differs_from_keras_epsilon_hat_form():
     """The docstring's claim: Keras' Adam puts epsilon outside sqrt(r) without bias correction."""
     g = np.array([1e-6], np.float32)
@@ -132,12 +143,13 @@ def test_eq18_adam_differs_from_keras_epsilon_hat_form():
     ours.apply([g], [a])
     theirs.apply([g], [b])
     want = A.alg_adam_step(np.zeros(1), 0.0, 0.0, 0, g, 0.1, 0.9, 0.999, 1e-6)[0]
-    assert_conforms(a.numpy(), want, eq="eq18", rtol=1e-4)
+    assert_matches_spec(a.numpy(), want, eq="eq18", rtol=1e-4)
     assert not np.allclose(b.numpy(), want, rtol=1e-2)
 
 
 @pytest.mark.parametrize("batch", [1, 4, 7])
-def test_eq04_eq07_eq10_eq13_fit_uses_the_mean_of_per_example_gradients(batch):
+@pytest.mark.spec("eq04", "eq07", "eq10", "eq13")
+def test_fit_uses_the_mean_of_per_example_gradients(batch):
     """model.fit with a mean loss hands the optimizer the mean of per-example gradients (corrected
     eqs. 4, 7, 10, 13), not their sum as printed."""
     rng = np.random.default_rng(batch)
@@ -151,7 +163,7 @@ def test_eq04_eq07_eq10_eq13_fit_uses_the_mean_of_per_example_gradients(batch):
     w = w0.astype(np.float64)
     per_example = [2.0 * (x[i] @ w - y[i])[0] * x[i][:, None] for i in range(batch)]
     want = A.alg_sgd_step(w, C.minibatch_gradient(per_example), 0.1)
-    assert_conforms(model.layers[0].kernel.numpy(), want, eq="eq04", rtol=1e-5, atol=1e-6)
+    assert_matches_spec(model.layers[0].kernel.numpy(), want, eq="eq04", rtol=1e-5, atol=1e-6)
 
 
 def _slot(opt, name):
@@ -160,6 +172,7 @@ def _slot(opt, name):
 
 
 @pytest.mark.parametrize("centered", [False, True], ids=["plain", "centered"])
+@pytest.mark.spec("eq12", "centered_rmsprop")
 def test_eq12_centered_rmsprop_nesterov_momentum_trajectory_matches_gbc16_alg86(centered):
     """RMSprop(momentum) holds phi = theta + alpha v (look-ahead form) and the slot m = -v (Keras' sign);
     theta = phi + alpha m follows spec GBC16 Alg. 8.6 with the gradient a * theta~ of f = 0.5 sum(a theta^2)
@@ -185,12 +198,13 @@ def test_eq12_centered_rmsprop_nesterov_momentum_trajectory_matches_gbc16_alg86(
         want = cases.spec_rmsprop_nesterov(hp, a, theta0, centered, dtype)
         rtol, atol = cases.rmsprop_nesterov_tolerance(hp, a, theta0, want, centered, dtype)
         for t, (g, (w, _, _, _)) in enumerate(zip(got, want, strict=True), start=1):
-            assert_conforms(g, w, eq=f"eq12 alg8.6 centered={centered} t={t}", rtol=rtol, atol=atol,
+            assert_matches_spec(g, w, eq=f"eq12 alg8.6 centered={centered} t={t}", rtol=rtol, atol=atol,
                             inputs={"hp": hp, "a": a, "theta0": theta0})
 
     check()
 
 
+@pytest.mark.spec("eq12")
 def test_eq12_rmsprop_momentum_is_nesterov_not_keras_classical_momentum():
     """The docstring's claim: Keras' RMSprop(momentum) is classical momentum, so the two differ; the
     slots are Keras' (velocity r, then momentum m only when momentum > 0)."""

@@ -3,7 +3,7 @@ and inside an outer XLA function) and in a Keras model, against the spec and aga
 
 The op-by-op path's Hypothesis trajectories are in ``tests/test_optimizers.py``; here the variable
 has 64 x 80 = 5120 elements, so the step is the fused kernel (``keras_optreg._fused``), with the
-same derived tolerance (``tests/_optim_cases.tolerance``).
+same derived tolerance (``keras_optreg.conformance.cases.tolerance``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import tensorflow as tf
 
 import keras_optreg as ko
 from keras_optreg import _fused
+from keras_optreg.conformance import cases
+from keras_optreg.conformance.compare import assert_matches_spec
 from keras_optreg_spec import algorithms as A
-from tests import _optim_cases as cases
-from tests.assertions import assert_conforms
 from tests.test_optimizers import CLASSES
 
 SHAPE = (64, 80)
@@ -39,7 +39,8 @@ def _stepper(opt, var):
 
 
 @pytest.mark.parametrize("kind", cases.KINDS)
-def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_fused_kernel_on_low_precision_and_float64(kind):
+@pytest.mark.spec("eq05", "eq09", "eq12", "eq18", "adagrad", "centered_rmsprop", "amsgrad")
+def test_fused_kernel_on_low_precision_and_float64(kind):
     rng = np.random.default_rng(13)
     hp = HP[kind]
     for dtype in ("float16", "bfloat16", "float64"):
@@ -56,13 +57,14 @@ def test_eq05_eq09_eq12_eq18_amsgrad_centered_rmsprop_adagrad_fused_kernel_on_lo
             fn = step if mode == "eager" else tf.function(step, jit_compile=True)
             for t, g in enumerate(grads, start=1):
                 fn(tf.constant(g))
-                assert_conforms(np.asarray(var.numpy(), np.float64), want[t - 1], eq=f"{kind} {dtype} {mode} t={t}",
+                assert_matches_spec(np.asarray(var.numpy(), np.float64), want[t - 1], eq=f"{kind} {dtype} {mode} t={t}",
                                 rtol=rtol, atol=atol)
             slots = [v for v in opt.variables if tuple(v.shape) == SHAPE]
             assert len(slots) == {"sgd": 0, "centered_rmsprop": 2, "adam": 2, "amsgrad": 3}.get(kind, 1)
             assert all(v.dtype == ("float64" if dtype == "float64" else "float32") for v in slots)
 
 
+@pytest.mark.spec("eq18")
 def test_eq18_issue13_float16_adam_step_is_finite():
     """The issue's case: one Adam step on float16 [1, 2] with gradient [0, 1] gave [nan, 1.98]; bfloat16 [nan, nan].
 
@@ -83,6 +85,7 @@ def _low_precision_model(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.spec("eq18")
 def test_eq18_dense_low_precision_model_trains_without_nan_where_keras_adam_trains(dtype):
     """Issue 13: Dense(dtype="float16") with Adam(1e-3) had NaN weights after 4 steps; now every optimizer
     halves the loss within 8 epochs, as Keras' Adam does in float16."""

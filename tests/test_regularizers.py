@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 from keras.src import testing
 
 from keras_optreg import regularizers as kr
+from keras_optreg.conformance.compare import assert_matches_spec
+from keras_optreg.conformance.strategies import arrays, as_float32, log_uniform, shapes
 from keras_optreg_spec import corrected, printed
-from tests.assertions import assert_conforms, assert_keras_round_trip
-from tests.strategies import arrays, as_float32, log_uniform, shapes
+from tests.layer_checks import assert_keras_round_trip
 
 lams = st.one_of(st.just(0.0), log_uniform(-4, 2))
 weight_lists = st.lists(shapes().flatmap(lambda s: arrays(s, -10.0, 10.0)), min_size=1, max_size=3)
@@ -28,9 +29,9 @@ def _total(reg, weights):
 def test_eq19_weight_norm_matches_printed(weights, lam):
     weights, lam = [as_float32(w) for w in weights], float(as_float32(lam))
     inputs = {"weights": weights, "lam": lam}
-    assert_conforms(_total(kr.WeightNorm(lam), weights), printed.eq19_weight_norm_penalty(weights, lam),
+    assert_matches_spec(_total(kr.WeightNorm(lam), weights), printed.eq19_weight_norm_penalty(weights, lam),
                     eq="eq19", inputs=inputs, rtol=1e-5, atol=1e-30)
-    assert_conforms(_total(kr.WeightNorm(lam), weights), corrected.weight_norm_penalty(weights, lam),
+    assert_matches_spec(_total(kr.WeightNorm(lam), weights), corrected.weight_norm_penalty(weights, lam),
                     eq="eq19", inputs=inputs, rtol=1e-5, atol=1e-30)
 
 
@@ -38,7 +39,7 @@ def test_eq19_weight_norm_matches_printed(weights, lam):
 @given(weights=weight_lists, lam=lams)
 def test_eq19_tikhonov_matches_corrected(weights, lam):
     weights, lam = [as_float32(w) for w in weights], float(as_float32(lam))
-    assert_conforms(_total(kr.Tikhonov(lam), weights), corrected.eq19_tikhonov_penalty(weights, lam),
+    assert_matches_spec(_total(kr.Tikhonov(lam), weights), corrected.eq19_tikhonov_penalty(weights, lam),
                     eq="eq19", inputs={"weights": weights, "lam": lam}, rtol=1e-5, atol=1e-30)
 
 
@@ -73,7 +74,7 @@ def test_eq19_gradients_match_finite_differences(w, sign, lam):
     for reg, spec_fn in ((kr.WeightNorm(lam), printed.eq19_weight_norm_penalty),
                          (kr.Tikhonov(lam), corrected.eq19_tikhonov_penalty)):
         fd = _finite_difference(lambda v, f=spec_fn: float(f([v], lam)), w)
-        assert_conforms(_grad(reg, w), fd, eq="eq19", inputs={"w": w, "lam": lam}, rtol=1e-5, atol=1e-8)
+        assert_matches_spec(_grad(reg, w), fd, eq="eq19", inputs={"w": w, "lam": lam}, rtol=1e-5, atol=1e-8)
 
 
 @pytest.mark.spec("eq19")
@@ -125,7 +126,7 @@ def test_eq19_apply_to_model_counts_and_sums(cls, spec_fn):
     assert n == len(weights) == 8  # conv k, b; bn gamma, beta; dense k, b; dense k, b
     assert len(model.losses) == n
     expected = spec_fn([w.numpy() for w in weights], 0.2)
-    assert_conforms(float(sum(float(v) for v in model.losses)), expected, eq="eq19", rtol=1e-5)
+    assert_matches_spec(float(sum(float(v) for v in model.losses)), expected, eq="eq19", rtol=1e-5)
 
 
 @pytest.mark.spec("eq19")
@@ -210,9 +211,9 @@ def test_eq19_penalty_and_gradient_in_every_weight_dtype(cls, spec_fn, spec_grad
     grad = tape.gradient(penalty, v)
     assert penalty.dtype == keras.config.floatx() == "float32" and grad.dtype == v.dtype
     compute_eps = EPS["float64"] if dtype == "float64" else EPS["float32"]
-    assert_conforms(float(penalty), spec_fn([stored], lam), eq="eq19", rtol=40 * compute_eps + EPS["float32"])
+    assert_matches_spec(float(penalty), spec_fn([stored], lam), eq="eq19", rtol=40 * compute_eps + EPS["float32"])
     want = spec_grad(stored, lam)
-    assert_conforms(np.asarray(tf.cast(grad, tf.float64)), want, eq="eq19", rtol=EPS[dtype] + 40 * compute_eps,
+    assert_matches_spec(np.asarray(tf.cast(grad, tf.float64)), want, eq="eq19", rtol=EPS[dtype] + 40 * compute_eps,
                     atol=1e-300)
     keras_l2 = keras.regularizers.L2(lam / 2)(v)
     assert keras_l2.dtype == v.dtype  # Keras returns the weight's dtype: the reason model.fit fails below
@@ -246,7 +247,7 @@ def test_eq19_fit_with_a_layer_of_another_dtype(dtype):
     # at most mean(2 |p - y| |p| d + (p d)^2); the rest is float32 (1e-6 relative).
     d = 4 * EPS[dtype]
     tol = np.mean(2 * np.abs(pred - y) * np.abs(pred) * d + (pred * d) ** 2) + 1e-6 * want
-    assert_conforms(model.evaluate(x, y, batch_size=8, verbose=0), want, eq="eq19", atol=tol, rtol=0)
+    assert_matches_spec(model.evaluate(x, y, batch_size=8, verbose=0), want, eq="eq19", atol=tol, rtol=0)
 
 
 # ---- apply_to_model: trainable_only, overwrite --------------------------------------------------

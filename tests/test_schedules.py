@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import keras_optreg
+from keras_optreg.conformance import strategies as S
+from keras_optreg.conformance.compare import assert_matches_spec
 from keras_optreg_spec import corrected as C
-from tests import strategies as S
-from tests.assertions import assert_conforms
 
 LR = st.floats(0.0, 1.0, width=32, allow_subnormal=False)  # 0 or a normal float32 (LinearDecay checks)
 
@@ -24,7 +24,7 @@ def test_eq06_linear_decay_matches_spec(eps0, eps_tau, tau, k):
     got = float(sched(tf.constant(k)))
     kk = min(max(k, 0), tau)  # clamped: negative steps -> eps_0, after tau -> eps_tau
     want = C.eq06_linear_decay(kk, S.as_float32(eps0), S.as_float32(eps_tau), tau)
-    assert_conforms(got, want, eq="eq06", rtol=1e-5, atol=1e-7, inputs={"eps0": eps0, "eps_tau": eps_tau,
+    assert_matches_spec(got, want, eq="eq06", rtol=1e-5, atol=1e-7, inputs={"eps0": eps0, "eps_tau": eps_tau,
                                                                           "tau": tau, "k": k})
 
 
@@ -51,7 +51,7 @@ def test_eq06_linear_decay_in_an_optimizer_under_xla_and_round_trip():
         step()
     # SGD with g = 1: theta = -sum_k eps_k over k = 0..4, eps = 0.1, 0.0667, 0.0333, 0, 0 (eq. 6)
     want = -sum(C.eq06_linear_decay(min(k, 3), np.float32(0.1), 0.0, 3) for k in range(5))
-    assert_conforms(v.numpy(), [want], eq="eq06", rtol=1e-5)
+    assert_matches_spec(v.numpy(), [want], eq="eq06", rtol=1e-5)
 
 
 STEP_DTYPES = ("int32", "int64", "float16", "float32", "float64")
@@ -75,9 +75,9 @@ def test_eq06_linear_decay_step_dtypes_eager_and_under_xla():
         for run in (sched, fn):
             got = run(tf.constant(k, dtype))
             assert got.dtype == tf.float32, dtype
-            assert_conforms(got.numpy(), w, eq="eq06", rtol=0, atol=tol, inputs={"dtype": dtype, "k": k})
+            assert_matches_spec(got.numpy(), w, eq="eq06", rtol=0, atol=tol, inputs={"dtype": dtype, "k": k})
     big = tf.constant([2 ** 40, 2 ** 62], tf.int64)  # beyond int32 and float32's integers: clamped to tau
-    assert_conforms(fn(big).numpy(), [want[-1]] * 2, eq="eq06", rtol=0, atol=tol)
+    assert_matches_spec(fn(big).numpy(), [want[-1]] * 2, eq="eq06", rtol=0, atol=tol)
 
 
 @pytest.mark.spec("eq06")

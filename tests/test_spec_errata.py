@@ -12,11 +12,11 @@ import pytest
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
+from keras_optreg.conformance import strategies as S
 from keras_optreg_spec import algorithms as A
 from keras_optreg_spec import corrected as C
 from keras_optreg_spec import errata
 from keras_optreg_spec import printed as P
-from tests import strategies as S
 
 FIND_SETTINGS = settings(max_examples=2000, database=None, derandomize=True)
 

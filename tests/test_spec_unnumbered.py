@@ -5,9 +5,9 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
+from keras_optreg.conformance import strategies as S
+from keras_optreg.conformance.compare import assert_matches_spec
 from keras_optreg_spec import unnumbered as U
-from tests import strategies as S
-from tests.assertions import assert_conforms
 
 
 @given(x=S.arrays((5, 4), -10, 10), rate=st.floats(0.0, 0.95), data=st.data())
@@ -20,15 +20,15 @@ def test_dropout_inverted_values_and_srivastava_expectation(x, rate, data):
     p = 1 - rate
     expectation = p * U.dropout_inverted(x, np.ones_like(keep), rate, True) + \
         (1 - p) * U.dropout_inverted(x, np.zeros_like(keep), rate, True)
-    assert_conforms(expectation, U.dropout_srivastava(x, keep, p, training=False) / p, eq="dropout",
+    assert_matches_spec(expectation, U.dropout_srivastava(x, keep, p, training=False) / p, eq="dropout",
                     inputs={"x": x, "rate": rate}, rtol=1e-12, atol=1e-12)
-    assert_conforms(U.dropout_inverted(x, keep, rate, training=False), x, eq="dropout", rtol=0)
+    assert_matches_spec(U.dropout_inverted(x, keep, rate, training=False), x, eq="dropout", rtol=0)
 
 
 @given(x=S.arrays((3, 4)), z=S.arrays((3, 4), -5, 5), sd=S.floats(0, 100))
 def test_input_noise_is_additive_in_training_only(x, z, sd):
-    assert_conforms(U.input_noise(x, z, sd, True) - x, sd * z, eq="input_noise", rtol=1e-9, atol=1e-9)
-    assert_conforms(U.input_noise(x, z, sd, False), x, eq="input_noise", rtol=0)
+    assert_matches_spec(U.input_noise(x, z, sd, True) - x, sd * z, eq="input_noise", rtol=1e-9, atol=1e-9)
+    assert_matches_spec(U.input_noise(x, z, sd, False), x, eq="input_noise", rtol=0)
 
 
 @given(shape=st.sampled_from(S.IMAGE_SHAPE_BUCKETS), data=st.data())
@@ -57,9 +57,9 @@ def test_random_flip_twice_is_identity(shape, data):
 
 @given(x=S.arrays((2, 9, 9, 2), -10, 10))
 def test_random_rotation_by_zero_is_identity_and_by_90_degrees_is_rot90(x):
-    assert_conforms(U.random_rotation_bilinear(x, [0.0, 0.0]), x, eq="random_rotation", rtol=0, atol=1e-12)
+    assert_matches_spec(U.random_rotation_bilinear(x, [0.0, 0.0]), x, eq="random_rotation", rtol=0, atol=1e-12)
     rotated = U.random_rotation_bilinear(x, [np.pi / 2, np.pi / 2])
-    assert_conforms(rotated[:, 1:-1, 1:-1], np.rot90(x, axes=(1, 2))[:, 1:-1, 1:-1], eq="random_rotation",
+    assert_matches_spec(rotated[:, 1:-1, 1:-1], np.rot90(x, axes=(1, 2))[:, 1:-1, 1:-1], eq="random_rotation",
                     rtol=1e-9, atol=1e-9)
 
 
@@ -69,8 +69,8 @@ def test_random_rotation_samples_bilinearly_between_pixels():
     x = np.arange(9, dtype=np.float64).reshape(1, 3, 3, 1) + 1.0
     y = U.random_rotation_bilinear(x, [np.pi / 4])
     frac = np.sqrt(2) - 1.0  # distance from row 0 upwards to the sample point, as a fraction
-    assert_conforms(y[0, 0, 0, 0], (1 - frac) * x[0, 0, 1, 0] + frac * 0.0, eq="random_rotation", rtol=1e-12)
-    assert_conforms(y[0, 1, 1, 0], x[0, 1, 1, 0], eq="random_rotation", rtol=1e-12)
+    assert_matches_spec(y[0, 0, 0, 0], (1 - frac) * x[0, 0, 1, 0] + frac * 0.0, eq="random_rotation", rtol=1e-12)
+    assert_matches_spec(y[0, 1, 1, 0], x[0, 1, 1, 0], eq="random_rotation", rtol=1e-12)
 
 
 def test_early_stopping_gbc16_alg71_worked_case():
@@ -106,9 +106,10 @@ def test_random_rotation_nearest_quarter_and_half_turns_are_exact(x):
     """A square image turned by 90 degrees onto itself: nearest interpolation is np.rot90 on every pixel,
     whatever the fill; 180 degrees is the flip of both axes."""
     for mode in U.FILL_MODES:
-        assert_conforms(U.random_rotation(x, [np.pi / 2], mode, "nearest"), np.rot90(x, axes=(1, 2)),
+        assert_matches_spec(U.random_rotation(x, [np.pi / 2], mode, "nearest"), np.rot90(x, axes=(1, 2)),
                         eq="random_rotation", rtol=0)
-        assert_conforms(U.random_rotation(x, [np.pi], mode, "nearest"), x[:, ::-1, ::-1], eq="random_rotation", rtol=0)
+        assert_matches_spec(U.random_rotation(x, [np.pi], mode, "nearest"), x[:, ::-1, ::-1], eq="random_rotation",
+                            rtol=0)
 
 
 def test_random_rotation_reflect_and_wrap_sample_outside_pixels():
@@ -117,7 +118,7 @@ def test_random_rotation_reflect_and_wrap_sample_outside_pixels():
     x = np.arange(9, dtype=np.float64).reshape(1, 3, 3, 1) + 1.0
     frac = np.sqrt(2) - 1.0
     reflect = U.random_rotation(x, [np.pi / 4], "reflect", "bilinear")
-    assert_conforms(reflect[0, 0, 0, 0], x[0, 0, 1, 0], eq="random_rotation", rtol=1e-12)
+    assert_matches_spec(reflect[0, 0, 0, 0], x[0, 0, 1, 0], eq="random_rotation", rtol=1e-12)
     wrap = U.random_rotation(x, [np.pi / 4], "wrap", "bilinear")
-    assert_conforms(wrap[0, 0, 0, 0], (1 - frac) * x[0, 0, 1, 0] + frac * x[0, 2, 1, 0], eq="random_rotation",
+    assert_matches_spec(wrap[0, 0, 0, 0], (1 - frac) * x[0, 0, 1, 0] + frac * x[0, 2, 1, 0], eq="random_rotation",
                     rtol=1e-12)

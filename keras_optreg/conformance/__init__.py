@@ -13,8 +13,13 @@ nor this package. Nothing here is imported by ``import keras_optreg``.
 Python API (Hypothesis is imported on first use)::
 
     from keras_optreg import conformance
-    verdicts = conformance.run(only=["adam"], max_examples=50)
-    conformance.verify_optimizer("adam", lambda hp: MyAdam(**hp))  # any Keras optimizer factory
+    verdicts = conformance.run(only=["adam"], max_examples=50)    # the table's rows
+    verdict = conformance.verify(MyAdam, "eq18")                   # your component, any kind
+    conformance.assert_conforms(MyInitializer, "eq01")             # the same, as an assertion
+
+The toolkit the test suite imports lives here too: ``strategies`` (Hypothesis), ``cases``
+(optimizer cases and tolerances), ``compare`` (the comparison), ``engine`` (verdicts) and
+``pytest_plugin`` (spec coverage from ``@pytest.mark.spec`` markers; only pytest loads it).
 """
 
 from __future__ import annotations
@@ -27,11 +32,18 @@ def run(only=None, max_examples=50, progress=None):
     return registry.run(only=only, max_examples=max_examples, progress=progress)
 
 
-def verify_optimizer(kind, factory, max_examples=50, component="injected"):
-    """The verdict on a Keras optimizer ``factory(hp)`` for optimizer row ``kind`` ("sgd", ..., "adam")."""
-    from keras_optreg.conformance import optimizers
+def verify(factory, spec_id, *, max_examples=None, settings=None):
+    """The verdict on ``factory``'s component for spec id or row key ``spec_id``: see :func:`api.verify`."""
+    from keras_optreg.conformance import api
 
-    return optimizers.verify_optimizer(kind, factory, max_examples=max_examples, component=component)
+    return api.verify(factory, spec_id, max_examples=max_examples, settings=settings)
 
 
-__all__ = ["run", "verify_optimizer"]
+def assert_conforms(factory, spec_id, *, max_examples=None, settings=None):
+    """:func:`verify` as an assertion; returns the verdict: see :func:`api.assert_conforms`."""
+    from keras_optreg.conformance import api
+
+    return api.assert_conforms(factory, spec_id, max_examples=max_examples, settings=settings)
+
+
+__all__ = ["assert_conforms", "run", "verify"]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_optreg_spec import algorithms as A
+
 
 def momentum_lr_outside(theta, state, g, lr, t, h):
     """PyTorch ``torch.optim.SGD(momentum=mu)``: :math:`b \\leftarrow \\mu b + g`, :math:`\\theta \\leftarrow \\theta - \\epsilon b`.
@@ -60,6 +62,16 @@ def adam_epsilon_hat(theta, state, g, lr, t, h):
     return theta - step * state["s"] / (np.sqrt(state["r"]) + h["epsilon"])
 
 
+def adam_delta_inside_root(theta, state, g, lr, t, h):
+    r"""``optax.adam(eps=0, eps_root=delta)``'s form: Alg. 8.7 with :math:`\delta` inside the root,
+    :math:`\theta \leftarrow \theta - \epsilon \hat s / \sqrt{\hat r + \delta}`."""
+    b1, b2 = h["beta_1"], h["beta_2"]
+    state["s"] = b1 * state["s"] + (1.0 - b1) * g
+    state["r"] = b2 * state["r"] + (1.0 - b2) * g * g
+    s_hat, r_hat = state["s"] / (1.0 - b1 ** t), state["r"] / (1.0 - b2 ** t)
+    return theta - lr * s_hat / np.sqrt(r_hat + h["epsilon"])
+
+
 def adam_bias_correction_without_power(theta, state, g, lr, t, h):
     """Alg. 8.7 with the bias corrections of printed eqs. (16)-(17), :math:`1-\\rho` instead of :math:`1-\\rho^t`."""
     b1, b2 = h["beta_1"], h["beta_2"]
@@ -95,3 +107,17 @@ def amsgrad_max_of_corrected(theta, state, g, lr, t, h):
     state["r"] = b2 * state["r"] + (1.0 - b2) * g * g
     state["m"] = np.maximum(state["m"], state["r"] / (1.0 - b2 ** t))
     return theta - lr * state["s"] / (1.0 - b1 ** t) / (np.sqrt(state["m"]) + h["epsilon"])
+
+
+def adamw_epsilon_hat(theta, state, g, lr, t, h):
+    """``keras.optimizers.Adam(weight_decay=wd)`` (``BaseOptimizer._apply_weight_decay``, Keras 3.15):
+    :math:`\theta \\leftarrow \theta - \\epsilon\\,wd\\,\theta` before the step, then ``adam_epsilon_hat``."""
+    return adam_epsilon_hat(theta - lr * h["weight_decay"] * theta, state, g, lr, t, h)
+
+
+def adam_l2_coupled(theta, state, g, lr, t, h):
+    """The Tikhonov penalty (lambda/2)||theta||^2 (corrected eq. 19, lambda = weight_decay) added to the loss
+    under Adam: its gradient enters the moments (LH19 Alg. 2, red term; ``algorithms.alg_adam_l2_step``)."""
+    theta, state["s"], state["r"], _ = A.alg_adam_l2_step(theta, state["s"], state["r"], t - 1, g, lr, h["beta_1"],
+                                                          h["beta_2"], h["epsilon"], h["weight_decay"])
+    return theta

@@ -18,7 +18,10 @@ from collections.abc import Callable
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 
+from keras_optreg.conformance.compare import _as_array, compare
+
 CONFORMS, DEVIATES, NA, NOT_INSTALLED, ERROR = "conforms", "deviates", "n/a", "not installed", "error"
+UNEXPLAINED = "unexplained"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +72,23 @@ class Verdict:
     ours: bool = False
     method: str = ""
 
+    @property
+    def conforms(self):
+        return self.status == CONFORMS
+
+    @property
+    def convention(self):
+        """The name of the convention or erratum a deviating implementation follows; None when it conforms,
+        when no named convention explains the deviation (``unexplained``) or when nothing was compared."""
+        return self.detail if self.status == DEVIATES and self.detail != UNEXPLAINED else None
+
+    @property
+    def unexplained(self):
+        return self.status == DEVIATES and self.detail == UNEXPLAINED
+
+    def __str__(self):
+        return f"{self.component} against {self.row}: {self.cell()}"
+
     def cell(self):
         if self.status == CONFORMS:
             kind = next((k for k in ("statistical", "structural") if self.method.startswith(k)), "")
@@ -104,34 +124,15 @@ class _Mismatch(Exception):
     pass
 
 
-def _as_array(x):
-    return np.asarray(x, dtype=np.float64)
-
-
-def compare(got, expected, rtol, atol):
-    """(ok, normwise relative error, index of the worst element, max |diff| / allowed) of ``got`` against ``expected``."""
-    got, expected = _as_array(got), _as_array(expected)
-    if got.shape != expected.shape:
-        return False, np.inf, None, np.inf
-    with np.errstate(invalid="ignore", over="ignore"):
-        close = np.isclose(got, expected, rtol=rtol, atol=atol, equal_nan=True)
-        err = np.where(np.isnan(got) & np.isnan(expected), 0.0, np.abs(got - expected))
-        err = np.where(np.isfinite(err), err, np.inf)
-        scale = float(np.max(np.abs(expected[np.isfinite(expected)]), initial=0.0))
-        rel = float(np.max(err, initial=0.0)) / scale if scale > 0 else float(np.max(err, initial=0.0))
-        allowed = np.broadcast_to(np.asarray(atol, np.float64) + np.asarray(rtol, np.float64) * np.abs(expected),
-                                  err.shape)
-        band = float(np.max(np.where(err == 0, 0.0, err / np.where(allowed > 0, allowed, np.inf)), initial=0.0))
-    worst = None if close.all() else np.unravel_index(int(np.argmax(np.where(close, -1.0, err))), err.shape)
-    return bool(close.all()), rel, worst, band
-
-
-def search(strategy, run, reference, tolerance, max_examples, shrink=True, conditional=False):
+def search(strategy, run, reference, tolerance, max_examples, shrink=True, conditional=False, base=None):
     """Run the property; return ({"rel": max normwise rel err, "band": max |diff|/allowed} over passing
     examples, shrunk failure or None).
 
     The failure is ``(example, got, expected, worst index, rtol, atol)`` of the last failing call, which is
     Hypothesis' final replay of the shrunk example; an exception raised by ``run`` is a failure too.
+    ``base``: a ``hypothesis.settings`` the search starts from (the user's: database, derandomize, seed
+    source, max_examples when ``max_examples`` is None); the tool always sets deadline=None, its phases
+    (no shrinking while a convention is searched) and no health checks. Without it: derandomized, no database.
     """
     state = {"rel": 0.0, "band": 0.0, "fail": None, "n": 0}
 
@@ -151,8 +152,10 @@ def search(strategy, run, reference, tolerance, max_examples, shrink=True, condi
         state["band"] = max(state["band"], band)
         state["n"] += 1
 
-    prop = settings(max_examples=max_examples, derandomize=True, database=None, deadline=None,
-                    print_blob=False, phases=(Phase.explicit, Phase.generate) + ((Phase.shrink,) if shrink else ()),
+    parent = base if base is not None else settings(derandomize=True, database=None)
+    chosen = {} if max_examples is None else {"max_examples": max_examples}
+    prop = settings(parent, **chosen, deadline=None, print_blob=False,
+                    phases=(Phase.explicit, Phase.generate) + ((Phase.shrink,) if shrink else ()),
                     suppress_health_check=list(HealthCheck))(given(strategy)(body))
     try:
         prop()
@@ -182,13 +185,15 @@ def _counterexample(check, fail):
     return out
 
 
-def evaluate(check, max_examples):
-    """The verdict of one check: conforms, or deviates with the named convention and the counterexample."""
+def evaluate(check, max_examples, settings=None):
+    """The verdict of one check: conforms, or deviates with the named convention and the counterexample.
+
+    ``settings``: the ``hypothesis.settings`` each search starts from (see :func:`search`)."""
     base = dict(row=check.row, column=check.column, component=check.component, ours=check.ours,
                 method=check.method)
     try:
         stats, fail = search(check.strategy(), check.run, check.reference, check.tolerance, max_examples,
-                           conditional=check.conditional)
+                             conditional=check.conditional, base=settings)
     except Exception as exc:  # a bug in the check itself, not a verdict
         return Verdict(status=ERROR, detail=f"{type(exc).__name__}: {exc}"[:300], **base)
     if fail is None:
@@ -197,12 +202,12 @@ def evaluate(check, max_examples):
     for conv in check.conventions:
         try:
             _, alt_fail = search(check.strategy(), check.run, conv.reference, check.tolerance, max_examples,
-                                 shrink=False, conditional=check.conditional)
+                                 shrink=False, conditional=check.conditional, base=settings)
         except Exception:  # noqa: S112 - an alternative that cannot be evaluated explains nothing
             continue
         if alt_fail is None:
             return Verdict(status=DEVIATES, detail=conv.name, counterexample=counter, **base)
-    return Verdict(status=DEVIATES, detail="unexplained", counterexample=counter, **base)
+    return Verdict(status=DEVIATES, detail=UNEXPLAINED, counterexample=counter, **base)
 
 
 def na(row, column, component, reason, status=NA, ours=False):

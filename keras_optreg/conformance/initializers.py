@@ -137,6 +137,12 @@ def make_check(kind, column, component, run, ours=False):
                    tolerance=tol, describe=describe, conventions=convs, ours=ours, method=METHOD)
 
 
+def user_check(kind, factory, component):
+    """Row ``kind``'s check of a user's Keras initializer ``factory(seed=...)`` (a class or callable), drawn
+    as ``init(shape, dtype="float32")`` with Keras' kernel layout."""
+    return make_check(kind, "user", component, keras_runner(lambda seed: factory(seed=seed)))
+
+
 def checks(kind):
     import keras
 

@@ -43,6 +43,10 @@ def optimizer(kind):
     if kind == "amsgrad":
         return ("optax.amsgrad", lambda hp: inject(optax.amsgrad)(learning_rate=hp["learning_rate"], b1=hp["beta_1"],
                                                                   b2=hp["beta_2"], eps=hp["epsilon"]))
+    if kind == "adamw":
+        return ("optax.adamw(weight_decay)", lambda hp: inject(optax.adamw)(
+            learning_rate=hp["learning_rate"], b1=hp["beta_1"], b2=hp["beta_2"], eps=hp["epsilon"],
+            weight_decay=hp["weight_decay"]))
     if kind != "adam":
         raise ValueError(f"no optax runner for optimizer row {kind!r}")
     return ("optax.adam", lambda hp: inject(optax.adam)(learning_rate=hp["learning_rate"], b1=hp["beta_1"],

@@ -10,20 +10,23 @@ gradient sequence, from zero slots, and returns the parameters after each step.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from hypothesis import strategies as st
 
+from keras_optreg.conformance import cases
 from keras_optreg.conformance import conventions as K
 from keras_optreg.conformance import engine as E
 from keras_optreg.conformance import optax_runners as X
 from keras_optreg.conformance import strategies as S
 from keras_optreg.conformance import torch_runners as T
-from keras_optreg_spec import algorithms as A
 from keras_optreg_spec import printed as P
 from keras_optreg_spec.errata import BY_ID
 
 ULP = 2.0 ** -24
-KINDS = ("sgd", "momentum", "nesterov", "adagrad", "adagrad_r0", "rmsprop", "centered_rmsprop", "adam", "amsgrad")
+KINDS = ("sgd", "momentum", "nesterov", "adagrad", "adagrad_r0", "rmsprop", "centered_rmsprop", "adam", "amsgrad",
+         "adamw")
 ROWS = {
     "sgd": "eq04-05 SGD (GBC16 Alg. 8.1)",
     "momentum": "eq07-09 momentum (GBC16 Alg. 8.2)",
@@ -33,12 +36,13 @@ ROWS = {
     "rmsprop": "eq10-12 RMSprop (GBC16 Alg. 8.5)",
     "centered_rmsprop": "centered RMSprop (Graves 2013 eqs. 38-40)",
     "adam": "eq13-18 Adam (GBC16 Alg. 8.7)",
+    "adamw": "AdamW, decoupled weight decay (Loshchilov & Hutter 2019 Alg. 2; weight_decay scaled by the learning rate)",
     "amsgrad": "AMSGrad (Reddi et al. 2018 Alg. 2, Keras' and PyTorch's form)",
 }
 SPEC_IDS = {"sgd": ("eq04", "eq05"), "momentum": ("eq07", "eq08", "eq09"), "nesterov": ("eq09",),
             "adagrad": ("adagrad",), "adagrad_r0": ("adagrad",), "rmsprop": ("eq10", "eq11", "eq12"),
             "centered_rmsprop": ("centered_rmsprop",), "adam": ("eq13", "eq14", "eq15", "eq16", "eq17", "eq18"),
-            "amsgrad": ("amsgrad",)}
+            "amsgrad": ("amsgrad",), "adamw": ("adamw",)}
 #: the start of the AdaGrad r0 row's accumulator: Keras' default initial_accumulator_value
 R0 = 0.1
 
@@ -47,39 +51,48 @@ R0 = 0.1
 
 
 def hyper(kind):
-    lr = S.learning_rates
-    if kind == "sgd":
-        return st.fixed_dictionaries({"learning_rate": lr})
-    if kind in ("momentum", "nesterov"):
-        return st.fixed_dictionaries({"learning_rate": lr, "momentum": S.unit_interval})
-    if kind in ("adagrad", "adagrad_r0"):
-        return st.fixed_dictionaries({"learning_rate": lr, "epsilon": S.epsilons})
-    if kind == "rmsprop":
-        return st.fixed_dictionaries({"learning_rate": lr, "rho": S.unit_interval, "epsilon": S.epsilons})
+    """The tests' hyper-parameters (``cases.hyper``) with the tool's domains: epsilon shrinks towards 1e-10;
+    centered RMSprop's rho in [0.1, 0.9] (see ``examples``); Adam's beta_2 from ``S.second_moment_decays``;
+    AdaGrad's r0 fixed (the row's R0, a constructor argument)."""
+    eps = S.small_epsilons
     if kind == "centered_rmsprop":
-        return st.fixed_dictionaries({"learning_rate": lr, "rho": st.floats(0.1, 0.9), "epsilon": S.epsilons})
-    return st.fixed_dictionaries({"learning_rate": lr, "beta_1": S.unit_interval, "beta_2": S.second_moment_decays,
-                                  "epsilon": S.epsilons})
+        return cases.hyper(kind, rho=st.floats(0.1, 0.9), epsilon=eps)
+    return cases.hyper(kind, epsilon=eps, beta_2=S.second_moment_decays, initial_accumulator_value=None)
 
 
 @st.composite
 def examples(draw, kind):
     hp = draw(hyper(kind))
     shape = draw(S.shapes())
-    theta0 = S.flush_subnormals(S.as_float32(draw(S.arrays(shape, -10.0, 10.0))))
-    scale = draw(S.gradient_scales)
+    # adamw: |theta| < 1e-15 flushed too, else lr wd theta would be a float32 subnormal (flushed by TF on CPU)
+    theta0 = S.flush_subnormals(S.as_float32(draw(S.arrays(shape, -10.0, 10.0))), below=1e-15 if kind == "adamw" else None)
+    scale = draw(S.small_gradient_scales)
     if "epsilon" in hp and draw(st.booleans()):
         # half the examples put |g| within three decades above delta, where delta's placement matters
-        scale = float(S.as_float32(hp["epsilon"])) * draw(S.log_uniform(0, 3))
-    base = draw(S.arrays((S.STEPS, *shape), -1.0, 1.0))
+        scale = float(S.as_float32(hp["epsilon"])) * draw(S.log_uniform_from_low(0, 3))
+    base = draw(S.arrays((cases.STEPS, *shape), -1.0, 1.0))
     if kind == "centered_rmsprop":
         # r - b^2 (the gradient's variance estimate) cancels: on a nearly constant gradient the float32
         # denominator of every implementation is rounding noise. Alternating signs and rho in [0.1, 0.9]
         # keep it within a factor 20 of r (at t = 1 it is rho (1 - rho) g^2 whatever the gradient).
-        base = np.abs(base) * (-1.0) ** np.arange(S.STEPS).reshape((S.STEPS,) + (1,) * len(shape))
+        base = np.abs(base) * (-1.0) ** np.arange(cases.STEPS).reshape((cases.STEPS,) + (1,) * len(shape))
     grads = S.flush_subnormals(S.as_float32(base * scale))
-    factors = tuple(draw(st.lists(st.sampled_from((1.0, 0.5, 0.25)), min_size=S.STEPS, max_size=S.STEPS)))
+    factors = tuple(draw(st.lists(st.sampled_from((1.0, 0.5, 0.25)), min_size=cases.STEPS, max_size=cases.STEPS)))
     return hp, theta0, grads, factors
+
+
+@st.composite
+def coupled_examples(draw):
+    r"""AdamW examples on which the Tikhonov penalty under Adam is well-conditioned: every loss gradient is
+    at least :math:`10\lambda B` in magnitude, B bounding :math:`|\theta|` over the 7 steps
+    (:math:`|\theta_0| + 7 \cdot 32\,\epsilon`: an Adam step is at most
+    :math:`\epsilon (1-\beta_1)/\sqrt{1-\beta_2} \le 32 \epsilon` for :math:`\beta_2 \le 0.999`), so
+    :math:`g + \lambda\theta` keeps g's sign and never cancels; Adam divides by it, and a sign flipped by
+    rounding, not the convention, would decide the verdict."""
+    hp, theta0, grads, factors = draw(examples("adamw"))
+    bound = 10.0 * hp["weight_decay"] * (float(np.max(np.abs(theta0))) + 7 * 32 * hp["learning_rate"])
+    grads = np.where(grads < 0, -1.0, 1.0) * (bound + np.abs(np.asarray(grads, np.float64)))
+    return hp, theta0, S.flush_subnormals(S.as_float32(grads)), factors
 
 
 def learning_rates(hp, factors):
@@ -88,7 +101,7 @@ def learning_rates(hp, factors):
 
 
 def _h(hp):
-    return {k: float(S.as_float32(v)) for k, v in hp.items()}
+    return cases.rounded_hyper(hp)
 
 
 def describe(example):
@@ -104,27 +117,9 @@ def describe(example):
 
 def _corrected(kind):
     def step(theta, s, g, lr, t, h):
-        if kind == "sgd":
-            return A.alg_sgd_step(theta, g, lr)
-        if kind == "momentum":
-            theta, s["v"] = A.alg_momentum_step(theta, s["v"], g, lr, h["momentum"])
-        elif kind == "nesterov":
-            theta, s["v"] = A.alg_nesterov_step_lookahead(theta, s["v"], g, lr, h["momentum"])
-        elif kind in ("adagrad", "adagrad_r0"):
-            if kind == "adagrad_r0" and t == 1:
-                s["r"] = s["r"] + R0
-            theta, s["r"] = A.alg_adagrad_step(theta, s["r"], g, lr, h["epsilon"])
-        elif kind == "rmsprop":
-            theta, s["r"] = A.alg_rmsprop_step(theta, s["r"], g, lr, h["rho"], h["epsilon"])
-        elif kind == "centered_rmsprop":
-            theta, s["r"], s["b"] = A.alg_centered_rmsprop_step(theta, s["r"], s["b"], g, lr, h["rho"], h["epsilon"])
-        elif kind == "amsgrad":
-            theta, s["s"], s["r"], s["m"], _ = A.alg_amsgrad_step(theta, s["s"], s["r"], s["m"], t - 1, g, lr,
-                                                                   h["beta_1"], h["beta_2"], h["epsilon"])
-        else:
-            theta, s["s"], s["r"], _ = A.alg_adam_step(theta, s["s"], s["r"], t - 1, g, lr, h["beta_1"],
-                                                       h["beta_2"], h["epsilon"])
-        return theta
+        if kind == "adagrad_r0" and t == 1:
+            s["r"] = s["r"] + R0
+        return cases.spec_step(kind, theta, s, g, lr, t, h)
     return step
 
 
@@ -168,27 +163,11 @@ def trajectory(step):
 
 
 def tolerance(kind):
-    """(rtol, atol) for a float32 trajectory of STEPS steps against a float64 reference (tests/_optim_cases.py).
-
-    A handful of float32 roundings per step (64 ULP relative, summed over steps) relative to
-    |theta0| + the travelled distance; Adam's 1 - beta**t loses ULP / (1 - beta) (cancellation);
-    momentum carries errors with weight 1 / (1 - alpha).
-    """
+    """(rtol, atol) of a float32 trajectory against a float64 reference: ``cases.base_tolerance``; centered
+    RMSprop's denominator cancels, r - b^2 is at least r / 20 on these examples: 20 times the relative part."""
     def tol(example, expected):
-        hp, theta0 = example[0], example[1]
-        h = _h(hp)
-        rel = 64 * ULP * S.STEPS
-        if kind in ("adam", "amsgrad"):
-            rel += 4 * ULP * S.STEPS / (1.0 - max(h["beta_1"], h["beta_2"]))
-        if kind == "centered_rmsprop":
-            rel *= 20  # the denominator's cancellation: r - b^2 is at least r / 20 on these examples
-        if kind in ("momentum", "nesterov"):
-            rel /= 1.0 - h["momentum"]
-        path = [np.asarray(theta0, np.float64)] + list(np.asarray(expected))
-        with np.errstate(all="ignore"):
-            travel = np.abs(path[0]) + sum(np.abs(b - a) for a, b in zip(path, path[1:], strict=False))
-        scale = float(np.max(travel)) if np.all(np.isfinite(travel)) else 0.0
-        return rel, rel * scale + 1e-30
+        return cases.base_tolerance(kind, _h(example[0]), example[1], expected,
+                                    rel_factor=20.0 if kind == "centered_rmsprop" else 1.0)
     return tol
 
 
@@ -212,8 +191,13 @@ CONVENTIONS = {
                  K.amsgrad_epsilon_hat),
                 ("maximum of the bias-corrected second moment r / (1 - beta_2^t) (optax.amsgrad)",
                  K.amsgrad_max_of_corrected)),
+    "adamw": (("decoupled decay, then epsilon-hat Adam (Keras Adam(weight_decay): _apply_weight_decay before the step)",
+               K.adamw_epsilon_hat),
+              ("coupled L2: the Tikhonov penalty's gradient lambda theta inside Adam's moments (eq. 19 under Adam; "
+               "LH19 Alg. 2 red term), not weight decay", K.adam_l2_coupled)),
     "adam": (("epsilon-hat: delta added to sqrt(r) before the bias correction (Kingma & Ba sec. 2 end; Keras)",
               K.adam_epsilon_hat),
+             ("delta inside the root, sqrt(r_hat + delta) (optax.adam(eps=0, eps_root=delta))", K.adam_delta_inside_root),
              ("bias correction 1 - beta instead of 1 - beta^t (the power of printed eqs. 16-17, erratum E-adam)",
               K.adam_bias_correction_without_power)),
 }
@@ -244,15 +228,43 @@ def keras_runner(factory):
     return run
 
 
+def tikhonov_runner():
+    """``keras_optreg.Adam`` (no weight_decay) on the loss gradient plus the gradient of
+    ``regularizers.Tikhonov(weight_decay)``, (lambda/2)||theta||^2: the corrected eq. (19) as a penalty."""
+    import keras
+    import tensorflow as tf
+
+    import keras_optreg
+    from keras_optreg import regularizers as R
+
+    def run(example):
+        hp, theta0, grads, factors = example
+        opt = keras_optreg.Adam(**{k: v for k, v in hp.items() if k != "weight_decay"})
+        penalty = R.Tikhonov(hp["weight_decay"])
+        var = keras.Variable(np.asarray(theta0, np.float32))
+        out = []
+        for g, lr in zip(grads, learning_rates(hp, factors), strict=True):
+            opt.learning_rate = lr
+            with tf.GradientTape() as tape:
+                loss = penalty(var.value)
+            opt.apply([np.asarray(g, np.float32) + tape.gradient(loss, var.value)], [var])
+            out.append(np.array(var.numpy(), np.float64))
+        return np.stack(out)
+    return run
+
+
 def _ours(kind):
     import keras_optreg
 
     cls = {"sgd": keras_optreg.SGD, "momentum": keras_optreg.SGD, "nesterov": keras_optreg.SGD,
            "adagrad": keras_optreg.Adagrad, "adagrad_r0": keras_optreg.Adagrad, "rmsprop": keras_optreg.RMSprop,
-           "centered_rmsprop": keras_optreg.RMSprop, "adam": keras_optreg.Adam, "amsgrad": keras_optreg.Adam}[kind]
+           "centered_rmsprop": keras_optreg.RMSprop, "adam": keras_optreg.Adam, "amsgrad": keras_optreg.Adam,
+           "adamw": keras_optreg.Adam}[kind]
     extra = {"nesterov": {"nesterov": True}, "adagrad_r0": {"initial_accumulator_value": R0},
              "centered_rmsprop": {"centered": True}, "amsgrad": {"amsgrad": True}}.get(kind, {})
     name = f"keras_optreg.{cls.__name__}" + (f"({', '.join(f'{k}={v}' for k, v in extra.items())})" if extra else "")
+    if kind == "adamw":
+        name += "(weight_decay)"
     return name, lambda hp: cls(**hp, **extra)
 
 
@@ -278,20 +290,24 @@ def _keras(kind):
     if kind == "amsgrad":
         return "keras.optimizers.Adam(amsgrad=True)", lambda hp: o.Adam(
             hp["learning_rate"], beta_1=hp["beta_1"], beta_2=hp["beta_2"], epsilon=hp["epsilon"], amsgrad=True)
-    return "keras.optimizers.Adam", lambda hp: o.Adam(hp["learning_rate"], beta_1=hp["beta_1"], beta_2=hp["beta_2"],
-                                                      epsilon=hp["epsilon"])
+    decay = kind == "adamw"
+    return ("keras.optimizers.Adam" + ("(weight_decay)" if decay else ""),
+            lambda hp: o.Adam(hp["learning_rate"], beta_1=hp["beta_1"], beta_2=hp["beta_2"], epsilon=hp["epsilon"],
+                              weight_decay=hp["weight_decay"] if decay else None))
 
 
 def make_check(kind, column, component, run, ours=False):
     """The check of any optimizer ``run(example) -> (STEPS, *shape)`` against row ``kind``'s corrected form."""
     return E.Check(row=ROWS[kind], column=column, component=component, strategy=lambda: examples(kind), run=run,
                    reference=trajectory(_corrected(kind)), tolerance=tolerance(kind), describe=describe,
-                   conventions=conventions(kind), ours=ours, method=f"{S.STEPS}-step float32 trajectory")
+                   conventions=conventions(kind), ours=ours, method=f"{cases.STEPS}-step float32 trajectory")
 
 
-def verify_optimizer(kind, factory, max_examples=50, component="injected"):
-    """The verdict on any Keras optimizer ``factory(hp)`` for row ``kind`` (e.g. a deliberately broken one)."""
-    return E.evaluate(make_check(kind, "injected", component, keras_runner(factory)), max_examples)
+def user_check(kind, factory, component):
+    """Row ``kind``'s check of a user's Keras optimizer ``factory(**hp)``: a class or callable taking the row's
+    hyper-parameters as keywords (``learning_rate`` and those of ``cases.hyper``; a variant's flag, e.g.
+    ``nesterov=True``, is the factory's own)."""
+    return make_check(kind, "user", component, keras_runner(lambda hp: factory(**hp)))
 
 
 def checks(kind):
@@ -307,8 +323,13 @@ def checks(kind):
                   "adagrad": "the lecture prints AdaGrad's accumulator on the RMSprop slide (see that row)",
                   "adagrad_r0": "the lecture prints no initial accumulator",
                   "centered_rmsprop": "the lecture prints no centered RMSprop",
-                  "amsgrad": "the lecture prints no AMSGrad"}[kind]
+                  "amsgrad": "the lecture prints no AMSGrad",
+                  "adamw": "the lecture prints no weight decay, only the penalty of eq. 19 (see the Tikhonov cell)"}[kind]
         yield E.na(ROWS[kind], "spec (as printed)", "keras_optreg_spec.printed", reason)
+    if kind == "adamw":  # the lecture's penalty under Adam, beside the decay: not ours to conform (a contrast)
+        penalty = make_check(kind, "keras_optreg", "keras_optreg.Adam + regularizers.Tikhonov(weight_decay) in the loss",
+                             tikhonov_runner())
+        yield dataclasses.replace(penalty, strategy=coupled_examples, method=penalty.method + " (|g| >> lambda |theta|)")
     if T.installed():
         name, factory = T.optimizer(kind)
         yield make_check(kind, "torch", name, T.optimizer_runner(factory, learning_rates))

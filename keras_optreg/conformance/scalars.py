@@ -34,7 +34,7 @@ def gradient_examples(draw):
 
 def _minibatch_checks():
     """The printed gradient equations, against GBC16's mean; the library's mean is the loss reduction
-    (tested in tests/test_optimizers.py::test_eq04_eq07_eq10_eq13_fit_uses_the_mean_of_per_example_gradients)."""
+    (tested in tests/test_optimizers.py::test_fit_uses_the_mean_of_per_example_gradients)."""
     row = ROWS["minibatch_gradient"]
     convs = (E.Convention("printed sum over i = 0..m: m + 1 terms over m (erratum E-sum)",
                           lambda ex: P.eq07_minibatch_gradient(ex)),)
@@ -44,7 +44,7 @@ def _minibatch_checks():
                       tolerance=lambda ex, exp: (1e-12, 1e-12), describe=lambda ex: f"per-example gradients {E._short(ex)}"
                       f" ({len(ex)} rows)", conventions=convs, method="values")
     yield E.na(row, "keras_optreg", "keras_optreg (model.fit)", "the mean is Keras' loss reduction; see "
-               "tests/test_optimizers.py (eq04 eq07 eq10 eq13 fit test)")
+               "tests/test_optimizers.py::test_fit_uses_the_mean_of_per_example_gradients")
     yield E.na(row, "keras", "keras (model.fit)", "the mean is the loss reduction ('sum_over_batch_size')")
 
 
@@ -79,19 +79,47 @@ def schedule_runner(factory):
     return run
 
 
+def _spec(kind):
+    """The Check fields of row ``kind`` ("linear_decay", "tikhonov", "weight_norm") but column, component, run."""
+    if kind == "linear_decay":
+        convs = (E.Convention("no hold after tau: eq. (8.14) extrapolated past tau",
+                              schedule_reference(lambda k, a, b, t: a + k / t * (b - a))),)
+        return dict(strategy=schedule_examples, reference=schedule_reference(C.eq06_linear_decay),
+                    tolerance=schedule_tolerance, describe=describe_schedule, conventions=convs,
+                    method="values at steps 0..2 tau")
+    if kind == "tikhonov":
+        ref = _penalty(C.eq19_tikhonov_penalty)
+        convs = (E.Convention("no 1/2: lambda sum ||W||^2 (Keras L2(l) = Tikhonov(2 l))",
+                              _penalty(lambda ws, lam: 2.0 * C.eq19_tikhonov_penalty(ws, lam))),
+                 E.Convention("printed eq. (19): unsquared norm, group lasso (erratum E-reg)",
+                              _penalty(P.eq19_weight_norm_penalty)))
+    else:
+        ref = _penalty(P.eq19_weight_norm_penalty)
+        convs = (E.Convention("Tikhonov (lambda/2) sum ||W||^2, the corrected eq. (19)", _penalty(C.eq19_tikhonov_penalty)),)
+    return dict(strategy=penalty_examples, reference=ref, tolerance=penalty_tolerance, describe=describe_penalty,
+                conventions=convs, method="penalty summed over weight objects")
+
+
+def make_check(kind, column, component, run, ours=False):
+    return E.Check(row=ROWS[kind], column=column, component=component, run=run, ours=ours, **_spec(kind))
+
+
+def user_check(kind, factory, component):
+    """Row ``kind``'s check of a user's schedule ``factory(initial, final, decay_steps)`` (called on an int64
+    array of steps) or weight penalty ``factory(lam)`` (called on each float32 weight, summed)."""
+    if kind not in ("linear_decay", "tikhonov", "weight_norm"):
+        raise ValueError(f"Argument `spec_id`: row {kind!r} checks the loss reduction, not a component")
+    runner = schedule_runner if kind == "linear_decay" else penalty_runner
+    return make_check(kind, "user", component, runner(factory))
+
+
 def _linear_decay_checks():
     import keras
 
     import keras_optreg
 
-    row = ROWS["linear_decay"]
-    convs = (E.Convention("no hold after tau: eq. (8.14) extrapolated past tau",
-                          schedule_reference(lambda k, a, b, t: a + k / t * (b - a))),)
-
     def check(column, component, run, ours=False):
-        return E.Check(row=row, column=column, component=component, strategy=schedule_examples, run=run,
-                       reference=schedule_reference(C.eq06_linear_decay), tolerance=schedule_tolerance,
-                       describe=describe_schedule, conventions=convs, ours=ours, method="values at steps 0..2 tau")
+        return make_check("linear_decay", column, component, run, ours)
 
     yield check("keras_optreg", "keras_optreg.LinearDecay",
                 schedule_runner(lambda a, b, t: keras_optreg.LinearDecay(a, b, t)), ours=True)
@@ -108,7 +136,7 @@ def _linear_decay_checks():
 def penalty_examples(draw):
     shapes = draw(st.lists(S.shapes(), min_size=1, max_size=3))
     weights = [S.flush_subnormals(S.as_float32(draw(S.arrays(s, -10.0, 10.0))), below=1e-15) for s in shapes]
-    return weights, float(np.float32(draw(S.log_uniform_to_one(-6, 0))))
+    return weights, float(np.float32(draw(S.log_uniform(-6, 0))))
 
 
 def describe_penalty(example):
@@ -140,25 +168,15 @@ def _penalty_checks(kind):
 
     row = ROWS[kind]
     if kind == "tikhonov":
-        ref = _penalty(C.eq19_tikhonov_penalty)
-        convs = (E.Convention("no 1/2: lambda sum ||W||^2 (Keras L2(l) = Tikhonov(2 l))",
-                              _penalty(lambda ws, lam: 2.0 * C.eq19_tikhonov_penalty(ws, lam))),
-                 E.Convention("printed eq. (19): unsquared norm, group lasso (erratum E-reg)",
-                              _penalty(P.eq19_weight_norm_penalty)))
         ours = ("keras_optreg.regularizers.Tikhonov", lambda lam: R.Tikhonov(lam))
         theirs = [("keras.regularizers.L2", lambda lam: keras.regularizers.L2(lam))]
     else:
-        ref = _penalty(P.eq19_weight_norm_penalty)
-        convs = (E.Convention("Tikhonov (lambda/2) sum ||W||^2, the corrected eq. (19)",
-                              _penalty(C.eq19_tikhonov_penalty)),)
         ours = ("keras_optreg.regularizers.WeightNorm", lambda lam: R.WeightNorm(lam))
         theirs = []
         yield E.na(row, "spec (as printed)", "keras_optreg_spec.printed", "this row is the printed form")
 
     def check(column, component, run, is_ours=False):
-        return E.Check(row=row, column=column, component=component, strategy=penalty_examples, run=run,
-                       reference=ref, tolerance=penalty_tolerance, describe=describe_penalty, conventions=convs,
-                       ours=is_ours, method="penalty summed over weight objects")
+        return make_check(kind, column, component, run, is_ours)
 
     yield check("keras_optreg", ours[0], penalty_runner(ours[1]), is_ours=True)
     for name, factory in theirs:

@@ -1,9 +1,15 @@
-"""Hypothesis strategies of the conformance tool (NumPy and Hypothesis only, no Keras).
+"""Hypothesis strategies of the test suite and the conformance tool (NumPy and Hypothesis only, no Keras).
 
-They follow ``tests/strategies.py`` (no subnormals, NaN or infinity; shapes from a few buckets so
-that Keras traces a handful of times), with one difference: scales shrink towards their *small*
-end, so a shrunk counterexample shows the smallest gradient or epsilon at which a deviation
-appears (``tests/strategies.py``'s scales shrink towards 1).
+Floats never include subnormals (TensorFlow on CPU flushes them to zero), NaN or infinity. Shapes
+come from a few buckets so that compiled functions are traced a handful of times, not once per
+example. Two families of scales:
+
+- ``log_uniform`` (``gradient_scales``, ``learning_rates``, ``epsilons``): the exponent is drawn
+  directly, so a shrunk example moves towards 10**0 (or the end of the range nearest it): the
+  tests' properties;
+- ``log_uniform_from_low`` (``small_gradient_scales``, ``small_epsilons``): shrinks towards its
+  *small* end, so the tool's shrunk counterexample shows the smallest gradient or epsilon at which
+  a deviation appears.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 SHAPE_BUCKETS = ((1,), (7,), (3, 5), (2, 3, 4), (64,))
-STEPS = 7  # optimizer trajectories: t = 1 .. 7
+IMAGE_SHAPE_BUCKETS = ((2, 8, 8, 1), (3, 9, 7, 2), (4, 16, 16, 3))
 
 
 def floats(min_value=-1e3, max_value=1e3, width=64):
@@ -31,22 +37,32 @@ def arrays(shape, min_value=-1e3, max_value=1e3, dtype=np.float64):
 
 
 def log_uniform(low_exp, high_exp):
+    """10**e with e uniform in [low_exp, high_exp]; shrinks towards e = 0 (or the end nearest 0)."""
+    return st.floats(low_exp, high_exp).map(lambda e: float(10.0 ** e))
+
+
+def log_uniform_from_low(low_exp, high_exp):
     """10**e, e uniform in [low_exp, high_exp]; shrinks towards 10**low_exp."""
     return st.floats(0.0, float(high_exp - low_exp)).map(lambda e: float(10.0 ** (low_exp + e)))
 
 
-def log_uniform_to_one(low_exp, high_exp):
-    """10**e, e uniform in [low_exp, high_exp] (which holds 0); shrinks towards 1 (as tests/strategies.py)."""
-    return st.floats(low_exp, high_exp).map(lambda e: float(10.0 ** e))
-
-
 gradient_scales = log_uniform(-6, 3)
-learning_rates = log_uniform_to_one(-5, 0)
+learning_rates = log_uniform(-5, 0)
 epsilons = log_uniform(-10, -3)
+small_gradient_scales = log_uniform_from_low(-6, 3)
+small_epsilons = log_uniform_from_low(-10, -3)
 unit_interval = st.floats(0.0, 0.999, allow_subnormal=False)
+fans = st.integers(1, 4096)
 second_moment_decays = st.floats(0.5, 0.999)
-"""Adam's beta_2: Keras updates v += (g*g - v) (1 - beta_2), which in float32 loses ULP / beta_2 of v
-when g*g << v (cancellation); below 0.5 that rounding, not a convention, would decide the verdict."""
+"""Adam's beta_2 in the tool: Keras updates v += (g*g - v) (1 - beta_2), which in float32 loses ULP / beta_2
+of v when g*g << v (cancellation); below 0.5 that rounding, not a convention, would decide the verdict."""
+
+
+@st.composite
+def scaled_arrays(draw, shape, scale=gradient_scales):
+    """An array of O(1) entries times a drawn scale: gradients from 1e-6 to 1e3."""
+    base = draw(arrays(shape, -1.0, 1.0))
+    return base * draw(scale)
 
 
 def as_float32(x):

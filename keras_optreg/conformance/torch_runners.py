@@ -49,6 +49,10 @@ def optimizer(kind):
         return ("torch.optim.Adam(amsgrad=True)",
                 lambda p, hp: o.Adam(p, lr=hp["learning_rate"], betas=(hp["beta_1"], hp["beta_2"]), eps=hp["epsilon"],
                                      amsgrad=True))
+    if kind == "adamw":
+        return ("torch.optim.AdamW(weight_decay)",
+                lambda p, hp: o.AdamW(p, lr=hp["learning_rate"], betas=(hp["beta_1"], hp["beta_2"]), eps=hp["epsilon"],
+                                      weight_decay=hp["weight_decay"]))
     if kind != "adam":
         raise ValueError(f"no PyTorch runner for optimizer row {kind!r}")
     return ("torch.optim.Adam", lambda p, hp: o.Adam(p, lr=hp["learning_rate"], betas=(hp["beta_1"], hp["beta_2"]),

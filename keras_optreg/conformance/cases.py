@@ -1,5 +1,9 @@
-"""Shared cases for the optimizer tests: drawn hyper-parameters, the float64 spec trajectory,
-and the tolerance of a float32 (or float16/bfloat16/float64) trajectory against it."""
+"""Optimizer cases shared by the test suite and the conformance tool's optimizer rows.
+
+Drawn hyper-parameters, the float64 spec step of each optimizer kind (``spec_step``), the spec
+trajectory and its slots, and the tolerance of a float32 (or float16/bfloat16/float64) trajectory
+against it. NumPy, Hypothesis and ``keras_optreg_spec`` only (``ml_dtypes`` comes with TensorFlow).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,13 @@ import ml_dtypes
 import numpy as np
 from hypothesis import strategies as st
 
+from keras_optreg.conformance import strategies as S
 from keras_optreg_spec import algorithms as A
-from tests import strategies as S
 
 STEPS = 7  # t = 1 .. 7
 KINDS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adagrad_r0", "centered_rmsprop", "amsgrad")
+#: Adam with Keras' ``weight_decay`` (decoupled, LH19 Alg. 2): a tool row, and ``spec_step`` / ``hyper`` know it
+DECAY_KINDS = ("adamw",)
 ULP = 2.0 ** -24
 #: unit roundoff of the dtype an update is computed in (float32 for float16/bfloat16 variables)
 COMPUTE_U = {"float16": 2.0 ** -24, "bfloat16": 2.0 ** -24, "float32": 2.0 ** -24, "float64": 2.0 ** -53}
@@ -21,22 +27,30 @@ NP_DTYPES = {"float16": np.dtype(np.float16), "bfloat16": np.dtype(ml_dtypes.bfl
              "float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
 
 
-def hyper(kind):
-    """Hyper-parameters in their domain, as keyword arguments of the keras_optreg constructor."""
+def hyper(kind, **overrides):
+    """Hyper-parameters in their domain, as keyword arguments of the keras_optreg constructor.
+
+    ``overrides``: another strategy for a hyper-parameter by name (the tool's rows draw epsilon from
+    ``S.small_epsilons``), or None to leave it out; the key order, hence the draws, stay as here.
+    """
     lr = S.learning_rates
     if kind == "sgd":
-        return st.fixed_dictionaries({"learning_rate": lr})
-    if kind in ("momentum", "nesterov"):
-        return st.fixed_dictionaries({"learning_rate": lr, "momentum": S.unit_interval})
-    if kind == "adagrad":
-        return st.fixed_dictionaries({"learning_rate": lr, "epsilon": S.epsilons})
-    if kind == "adagrad_r0":
-        return st.fixed_dictionaries({"learning_rate": lr, "epsilon": S.epsilons,
-                                      "initial_accumulator_value": st.one_of(st.just(0.1), S.log_uniform(-4, 2))})
-    if kind in ("rmsprop", "centered_rmsprop"):
-        return st.fixed_dictionaries({"learning_rate": lr, "rho": S.unit_interval, "epsilon": S.epsilons})
-    return st.fixed_dictionaries({"learning_rate": lr, "beta_1": S.unit_interval, "beta_2": S.unit_interval,
-                                  "epsilon": S.epsilons})
+        fields = {"learning_rate": lr}
+    elif kind in ("momentum", "nesterov"):
+        fields = {"learning_rate": lr, "momentum": S.unit_interval}
+    elif kind == "adagrad":
+        fields = {"learning_rate": lr, "epsilon": S.epsilons}
+    elif kind == "adagrad_r0":
+        fields = {"learning_rate": lr, "epsilon": S.epsilons,
+                  "initial_accumulator_value": st.one_of(st.just(0.1), S.log_uniform(-4, 2))}
+    elif kind in ("rmsprop", "centered_rmsprop"):
+        fields = {"learning_rate": lr, "rho": S.unit_interval, "epsilon": S.epsilons}
+    else:
+        fields = {"learning_rate": lr, "beta_1": S.unit_interval, "beta_2": S.unit_interval, "epsilon": S.epsilons}
+        if kind == "adamw":  # lr * weight_decay <= 0.5: the decay is a visible fraction of theta per step
+            fields["weight_decay"] = S.log_uniform(-3, -0.3)
+    fields.update({k: v for k, v in overrides.items() if k in fields})
+    return st.fixed_dictionaries({k: v for k, v in fields.items() if v is not None})
 
 
 def constructor_kwargs(kind, hp):
@@ -78,6 +92,33 @@ def rounded_hyper(hp, dtype="float32", functional=False):
     return {k: float(S.as_float32(v)) for k, v in hp.items()}
 
 
+def spec_step(kind, theta, s, g, lr, t, h):
+    """One float64 spec step of optimizer ``kind`` (GBC16 Alg. 8.1-8.7 and the variants' sources) at 1-based
+    step ``t``: returns the new theta and updates the slots dict ``s`` ("v", "r", "s", "b", "m") in place."""
+    if kind == "sgd":
+        return A.alg_sgd_step(theta, g, lr)
+    if kind == "momentum":
+        theta, s["v"] = A.alg_momentum_step(theta, s["v"], g, lr, h["momentum"])
+    elif kind == "nesterov":
+        theta, s["v"] = A.alg_nesterov_step_lookahead(theta, s["v"], g, lr, h["momentum"])
+    elif kind in ("adagrad", "adagrad_r0"):
+        theta, s["r"] = A.alg_adagrad_step(theta, s["r"], g, lr, h["epsilon"])
+    elif kind == "rmsprop":
+        theta, s["r"] = A.alg_rmsprop_step(theta, s["r"], g, lr, h["rho"], h["epsilon"])
+    elif kind == "centered_rmsprop":
+        theta, s["r"], s["b"] = A.alg_centered_rmsprop_step(theta, s["r"], s["b"], g, lr, h["rho"], h["epsilon"])
+    elif kind == "amsgrad":
+        theta, s["s"], s["r"], s["m"], _ = A.alg_amsgrad_step(theta, s["s"], s["r"], s["m"], t - 1, g, lr,
+                                                               h["beta_1"], h["beta_2"], h["epsilon"])
+    elif kind == "adamw":
+        theta, s["s"], s["r"], _ = A.alg_adamw_step(theta, s["s"], s["r"], t - 1, g, lr, h["beta_1"], h["beta_2"],
+                                                    h["epsilon"], h["weight_decay"])
+    else:
+        theta, s["s"], s["r"], _ = A.alg_adam_step(theta, s["s"], s["r"], t - 1, g, lr, h["beta_1"],
+                                                   h["beta_2"], h["epsilon"])
+    return theta
+
+
 def spec_states(kind, hp, theta0, grads, dtype="float32", functional=False):
     """Float64 spec steps, hyper-parameters rounded as the optimizer does: [(theta, slots dict)] after each step."""
     h = rounded_hyper(hp, dtype, functional)
@@ -85,26 +126,8 @@ def spec_states(kind, hp, theta0, grads, dtype="float32", functional=False):
     z = np.zeros_like(theta)
     s = {"v": z, "r": z + h.get("initial_accumulator_value", 0.0), "s": z, "b": z, "m": z}
     out = []
-    for t, g in enumerate(np.asarray(grads, np.float64)):
-        eps = h["learning_rate"]
-        if kind == "sgd":
-            theta = A.alg_sgd_step(theta, g, eps)
-        elif kind == "momentum":
-            theta, s["v"] = A.alg_momentum_step(theta, s["v"], g, eps, h["momentum"])
-        elif kind == "nesterov":
-            theta, s["v"] = A.alg_nesterov_step_lookahead(theta, s["v"], g, eps, h["momentum"])
-        elif kind in ("adagrad", "adagrad_r0"):
-            theta, s["r"] = A.alg_adagrad_step(theta, s["r"], g, eps, h["epsilon"])
-        elif kind == "rmsprop":
-            theta, s["r"] = A.alg_rmsprop_step(theta, s["r"], g, eps, h["rho"], h["epsilon"])
-        elif kind == "centered_rmsprop":
-            theta, s["r"], s["b"] = A.alg_centered_rmsprop_step(theta, s["r"], s["b"], g, eps, h["rho"], h["epsilon"])
-        elif kind == "amsgrad":
-            theta, s["s"], s["r"], s["m"], _ = A.alg_amsgrad_step(theta, s["s"], s["r"], s["m"], t, g, eps,
-                                                                   h["beta_1"], h["beta_2"], h["epsilon"])
-        else:
-            theta, s["s"], s["r"], _ = A.alg_adam_step(theta, s["s"], s["r"], t, g, eps, h["beta_1"],
-                                                       h["beta_2"], h["epsilon"])
+    for t, g in enumerate(np.asarray(grads, np.float64), start=1):
+        theta = spec_step(kind, theta, s, g, h["learning_rate"], t, h)
         out.append((theta, dict(s)))
     return out
 
@@ -138,6 +161,24 @@ def _centered_slack(h, grads, states, u):
     return total
 
 
+def base_tolerance(kind, h, theta0, spec_thetas, u=ULP, rel_factor=1.0):
+    """(rtol, atol) of STEPS steps in unit roundoff ``u`` (a handful of roundings per step: 64 u), summed
+    over steps, relative to |theta0| + the travelled distance; Adam's 1 - beta**t adds u / (1 - beta) per
+    step (cancellation), momentum carries errors with weight 1 / (1 - alpha). ``h``: the rounded
+    hyper-parameters; ``rel_factor`` scales the relative part (the tool's centered RMSprop rows: 20)."""
+    rel = 64 * u * STEPS
+    if kind in ("adam", "amsgrad", "adamw"):
+        rel += 4 * u * STEPS / (1.0 - max(h["beta_1"], h["beta_2"]))
+    if kind in ("momentum", "nesterov"):
+        rel *= 1.0 / (1.0 - h["momentum"])
+    rel *= rel_factor
+    path = [np.asarray(theta0, np.float64)] + [np.asarray(p, np.float64) for p in spec_thetas]
+    with np.errstate(all="ignore"):
+        travel = np.abs(path[0]) + sum(np.abs(b - a) for a, b in zip(path, path[1:], strict=False))
+    scale = float(np.max(travel)) if np.all(np.isfinite(travel)) else 0.0
+    return rel, rel * scale + 1e-30
+
+
 def tolerance(kind, hp, theta0, spec_thetas, dtype="float32", grads=None, states=None, functional=False):
     """(rtol, atol) for a trajectory of STEPS steps on a ``dtype`` variable against the float64 spec.
 
@@ -151,17 +192,11 @@ def tolerance(kind, hp, theta0, spec_thetas, dtype="float32", grads=None, states
     """
     h = rounded_hyper(hp, dtype, functional)
     u = COMPUTE_U[dtype]
-    rel = 64 * u * STEPS
-    if kind in ("adam", "amsgrad"):
-        rel += 4 * u * STEPS / (1.0 - max(h["beta_1"], h["beta_2"]))
-    if kind in ("momentum", "nesterov"):
-        rel *= 1.0 / (1.0 - h["momentum"])
-    path = [np.asarray(theta0, np.float64)] + list(spec_thetas)
-    travel = np.abs(path[0]) + sum(np.abs(b - a) for a, b in zip(path, path[1:], strict=False))
-    atol = rel * float(np.max(travel)) + 1e-30
+    rel, atol = base_tolerance(kind, h, theta0, spec_thetas, u)
     if dtype in STORE:
         spacing, tiny = STORE[dtype]
-        atol += STEPS * max(spacing * max(float(np.max(np.abs(p))) for p in path), tiny)
+        path = [theta0, *spec_thetas]
+        atol += STEPS * max(spacing * max(float(np.max(np.abs(np.asarray(p, np.float64)))) for p in path), tiny)
     if kind == "centered_rmsprop":
         atol += 2 * _centered_slack(h, grads, states, u)
     return rel, atol
