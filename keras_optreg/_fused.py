@@ -5,8 +5,8 @@
 results to the variable and its slots inside one ``tf.function(jit_compile=True)``. XLA fuses the
 rule into a single pass over memory (Adam: read g, theta, s, r; write theta, s, r), where
 TensorFlow's graph executor runs one kernel per operation and writes every intermediate to memory.
-Under an outer ``jit_compile=True`` function the rule runs op by op inside the caller's XLA
-computation instead (``available``), so the arithmetic is the same code in eager, graph and XLA mode.
+Under an outer ``jit_compile=True`` function the kernel is inlined into the caller's cluster, so
+the arithmetic is the same code in eager, graph and XLA mode.
 
 Measured with ``tests/benchmarks/bench_optimizers.py`` (README): in graph mode the per-variable
 kernels also run concurrently on TensorFlow's inter-op threads, which is how a step uses both
@@ -74,27 +74,13 @@ def _kernel(rule, shape, dtype, variable, slots, gradient, scalars, finite, with
 MIN_SIZE = 4096
 
 
-def in_xla():
-    """Whether the caller is being traced into an XLA computation (an outer ``jit_compile=True``)."""
-    if tf.executing_eagerly():
-        return False
-    from tensorflow.python.ops import control_flow_util  # TensorFlow's own test for XLA contexts
-
-    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
-
-
 def available(variable=None):
-    """``available()``: the TensorFlow backend outside ``tf.distribute`` strategies (whose
-    per-replica variables are not plain resources). ``available(variable)``: also a variable of at
-    least ``MIN_SIZE`` elements, in eager or graph mode; inside an outer XLA computation the rule
-    runs op by op, because XLA fuses the caller's whole step already and a nested kernel would only
-    add one trace and one compilation per shape to the first step (``bench_first_step``). Otherwise
-    the rule runs op by op in ``keras.ops``."""
+    """The kernel applies on the TensorFlow backend outside ``tf.distribute`` strategies, to
+    variables of at least ``MIN_SIZE`` elements; otherwise (and under a strategy, whose per-replica
+    variables are not plain resources) the rule runs op by op in ``keras.ops``."""
     if keras.backend.backend() != "tensorflow" or tf.distribute.has_strategy():
         return False
-    if variable is None:
-        return True
-    return math.prod(d or 0 for d in tuple(variable.shape)) >= MIN_SIZE and not in_xla()
+    return variable is None or math.prod(d or 0 for d in tuple(variable.shape)) >= MIN_SIZE
 
 
 def apply(rule, variable, slots, gradient, scalars, finite=None, with_norm=False):
@@ -121,13 +107,13 @@ _squares_kernel = tf.function(_squares, jit_compile=True, autograph=False)
 
 def sums_of_squares(gradients):
     """``_math.optim.sum_of_squares`` of each gradient: one XLA computation where ``available()``."""
-    if available() and not in_xla():
+    if available():
         return _squares_kernel([tf.convert_to_tensor(g) for g in gradients])
     return _squares(gradients)
 
 
 def all_finite(gradients):
     """Whether every gradient is finite: one fused reduction (XLA) where ``available()``."""
-    if available() and not in_xla():
+    if available():
         return _finite_kernel([tf.convert_to_tensor(g) for g in gradients])
     return _finite(gradients)

@@ -308,37 +308,6 @@ def _run_big(make, strategy=None, nan_at=None):
     return [v.numpy() for v in vs]
 
 
-@pytest.mark.parametrize("nonfinite", ["propagate", "skip"])
-def test_inside_an_outer_xla_step_no_nested_kernel_is_traced_and_the_result_is_the_fused_kernels(nonfinite):
-    """Issue 17's first-step tax: under an outer ``jit_compile=True`` the caller's XLA computation fuses
-    the rule itself, so no per-shape kernel (``_fused._kernel``, ``_squares_kernel``) is traced. The
-    trajectory equals the eager fused kernel's: both are the same rule compiled by XLA."""
-    from keras_optreg import _fused
-
-    shape = (3, 2222)  # a shape no other test uses, above _fused.MIN_SIZE
-    assert np.prod(shape) >= _fused.MIN_SIZE
-    grads = [RNG.normal(size=shape).astype(np.float32) for _ in range(4)]
-    init = RNG.normal(size=shape).astype(np.float32)
-    traced = (_fused._kernel.experimental_get_tracing_count(), _fused._squares_kernel.experimental_get_tracing_count())
-    outer = keras_optreg.Adam(learning_rate=0.01, nonfinite=nonfinite)
-    v_outer = keras.Variable(init)
-    step = tf.function(lambda g: outer.apply([g], [v_outer]), jit_compile=True)
-    for g in grads:
-        step(tf.constant(g))
-    assert (_fused._kernel.experimental_get_tracing_count(),
-            _fused._squares_kernel.experimental_get_tracing_count()) == traced
-    eager = keras_optreg.Adam(learning_rate=0.01, nonfinite=nonfinite)
-    v_eager = keras.Variable(init)
-    for g in grads:
-        eager.apply([tf.constant(g)], [v_eager])  # eager: the fused kernel
-    assert _fused._kernel.experimental_get_tracing_count() > traced[0]
-    # float32, 4 steps: XLA may round a sqrt or a division differently between two compilations (~1 ulp a step)
-    atol = 4 * 2 * np.finfo(np.float32).eps * np.abs(init).max()
-    np.testing.assert_allclose(v_outer.numpy(), v_eager.numpy(), rtol=0, atol=atol)
-    np.testing.assert_allclose(outer.gradient_norm.numpy(), np.linalg.norm(grads[-1]), rtol=1e-5)
-    assert np.abs(v_outer.numpy() - init).max() > 1e3 * atol  # the steps moved the variable
-
-
 @pytest.mark.parametrize("make", MAKERS, ids=IDS)
 @pytest.mark.parametrize("nonfinite", ["propagate", "skip"])
 def test_fused_kernel_equals_the_op_by_op_path_under_a_strategy(make, nonfinite):

@@ -8,8 +8,7 @@ so a state saved from the twin loads), with these deviations: the lecture's rule
 docstring), ``skipped_steps`` (only with ``nonfinite="skip"``), float32 slots for
 float16/bfloat16 variables. On TensorFlow, outside a ``tf.distribute`` strategy, each variable
 of at least ``_fused.MIN_SIZE`` elements takes its step as one XLA kernel
-(``keras_optreg/_fused.py``) in eager and graph mode; inside an outer ``jit_compile=True`` step the
-rule runs op by op and the caller's XLA computation fuses it. The arithmetic is the same rule.
+(``keras_optreg/_fused.py``), in eager and graph mode too; the arithmetic is the same rule.
 ``optimizer.gradient_norm`` holds the global norm of the gradient of the last step.
 
 Every gradient is checked against its variable in ``apply`` (one per variable, float, the

@@ -49,7 +49,11 @@ def _multi_replica():
 
 def _in_xla():
     """Whether the step is being traced into an XLA computation (``jit_compile=True``)."""
-    return _tensorflow() and _fused.in_xla()
+    if not _tensorflow() or tf.executing_eagerly():
+        return False
+    from tensorflow.python.ops import control_flow_util  # TensorFlow's own test for XLA contexts
+
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 def _dense(g):
@@ -302,9 +306,8 @@ class _Optimizer(keras.optimizers.Optimizer):
 
         ``finite``: None (apply) or a boolean scalar (False: every variable and slot keeps its value,
         ``nonfinite="skip"``). Outside a distribution strategy, one XLA kernel per variable of at least
-        ``_fused.MIN_SIZE`` elements (``keras_optreg._fused``) in eager and graph mode; smaller
-        variables, every variable under a strategy and every variable inside an outer XLA computation,
-        op by op. The same arithmetic either way.
+        ``_fused.MIN_SIZE`` elements (``keras_optreg._fused``); smaller variables, and every variable
+        under a strategy, op by op. The same arithmetic either way.
         """
         rule, slots, scalars = self._rule(variable, learning_rate)
         dtype = keras.backend.standardize_dtype(variable.dtype)
