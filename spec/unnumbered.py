@@ -155,19 +155,10 @@ def random_rotation(images, angles, fill_mode="constant", interpolation="bilinea
 
 
 def random_rotation_bilinear(images, angles, fill_value=0.0):
-    r"""Lecture: "small random rotations". Rotation of image b by angles[b] radians about its centre.
-
-    Conventions (those of Keras' RandomRotation and of ``np.rot90``): a positive angle turns the
-    picture counter-clockwise as displayed with row 0 on top; pixel centres sit at integer
-    coordinates and the centre of rotation at ((H-1)/2, (W-1)/2). Output pixel (y, x) samples the
-    input at
-
-    .. math:: x_s = c_x + \cos\theta\,(x - c_x) - \sin\theta\,(y - c_y),\quad
-              y_s = c_y + \sin\theta\,(x - c_x) + \cos\theta\,(y - c_y)
-
-    by bilinear interpolation of its four neighbours; a neighbour outside the image reads
-    ``fill_value`` (constant fill). Vectorised over pixels; :func:`random_rotation` with
-    ``fill_mode="constant"`` is the same map written pixel by pixel (``tests/test_spec_unnumbered.py``).
+    r"""Lecture: "small random rotations". :func:`random_rotation` with ``fill_mode="constant"`` and
+    ``interpolation="bilinear"`` (its conventions and sample coordinates), vectorised over pixels: a
+    neighbour outside the image reads ``fill_value``. The two forms agree to 1e-12
+    (``tests/test_layers_crop_rotation.py::test_random_rotation_spec_forms_agree``).
     """
     images = _f64(images)
     n, h, w, _ = images.shape
