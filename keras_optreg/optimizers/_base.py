@@ -14,10 +14,8 @@ import contextlib
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
-from keras_optreg import _fused
 from keras_optreg import _validation as V
 from keras_optreg._math import optim as M
 from keras_optreg.optimizers import _checks as C
@@ -40,26 +38,40 @@ def _tensorflow():
     return keras.backend.backend() == "tensorflow"
 
 
+def _tf():
+    """The TensorFlow-only parts (``_tf``: tf.distribute, IndexedSlices, the fused kernel); imported on
+    the TensorFlow backend only, so ``import keras_optreg`` loads no TensorFlow under JAX or PyTorch."""
+    from keras_optreg.optimizers import _tf as T
+
+    return T
+
+
 def _multi_replica():
-    """In a replica context of a ``tf.distribute`` strategy with more than one replica."""
-    if not _tensorflow() or not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
-        return False
-    return tf.distribute.get_strategy().num_replicas_in_sync > 1
+    return _tensorflow() and _tf().multi_replica()
 
 
-def _in_xla():
-    """Whether the step is being traced into an XLA computation (``jit_compile=True``)."""
-    if not _tensorflow() or tf.executing_eagerly():
-        return False
-    from tensorflow.python.ops import control_flow_util  # TensorFlow's own test for XLA contexts
-
-    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+def _fused_available(variable=None):
+    return _tensorflow() and _tf().fused.available(variable)
 
 
 def _dense(g):
-    """A sparse gradient (``tf.IndexedSlices``, an Embedding's) as its dense form: rows not looked up
-    get a zero gradient and repeated rows add up, as in the spec's rules."""
-    return tf.convert_to_tensor(g) if _tensorflow() and isinstance(g, tf.IndexedSlices) else g
+    return _tf().dense(g) if _tensorflow() else g
+
+
+def _finite(gradients):
+    return ops.all(ops.stack([ops.all(ops.isfinite(g)) for g in gradients]))
+
+
+def _sums_of_squares(gradients):
+    if _fused_available():
+        return _tf().fused.sums_of_squares(gradients)
+    return [M.sum_of_squares(g) for g in gradients]
+
+
+def _all_finite(gradients):
+    if _fused_available():
+        return _tf().fused.all_finite(gradients)
+    return _finite(gradients)
 
 
 class _Optimizer(keras.optimizers.Optimizer):
@@ -71,9 +83,6 @@ class _Optimizer(keras.optimizers.Optimizer):
     def __init__(self, learning_rate, nonfinite="propagate", track_gradient_norm=True, name=None, **kwargs):
         nonfinite = V.one_of("nonfinite", nonfinite, NONFINITE)
         track_gradient_norm = V.boolean("track_gradient_norm", track_gradient_norm)
-        if nonfinite == "raise" and not _tensorflow():
-            raise ValueError("Argument `nonfinite='raise'` needs the TensorFlow backend (tf.debugging.check_numerics)"
-                             f". Received: nonfinite='raise' with KERAS_BACKEND={keras.backend.backend()}")
         super().__init__(learning_rate=C.learning_rate(learning_rate), name=name, **C.base_options(kwargs))
         self.nonfinite = nonfinite
         self.track_gradient_norm = track_gradient_norm
@@ -130,7 +139,8 @@ class _Optimizer(keras.optimizers.Optimizer):
         self._build_slots(variables)
         if self.nonfinite == "skip":
             # every replica decides on the same all-reduced gradient: the first replica's count is everyone's
-            self.skipped_steps = self.add_variable(shape=(), initializer="zeros", dtype="int64",
+            # the dtype of Keras' own step counter: int64, int32 on JAX without jax_enable_x64
+            self.skipped_steps = self.add_variable(shape=(), initializer="zeros", dtype=self.iterations.dtype,
                                                    aggregation="only_first_replica", name="skipped_steps")
 
     def _check_hyper_parameters(self, variables):
@@ -192,12 +202,8 @@ class _Optimizer(keras.optimizers.Optimizer):
         self._check_variable(variable)
         if g is None:
             return None
-        if _tensorflow() and isinstance(g, tf.IndexedSlices):
-            dense_shape = tf.get_static_value(g.dense_shape)
-            C.gradient_shape(tuple(int(d) for d in dense_shape) if dense_shape is not None
-                             else (None, *g.values.shape[1:]),
-                             variable, index)
-            g = _dense(g)
+        if _tensorflow() and _tf().is_sparse(g):
+            g = _tf().checked_sparse(g, variable, index)
         elif not (ops.is_tensor(g) or isinstance(g, keras.Variable)):
             g = ops.convert_to_tensor(g)
         dtype = keras.backend.standardize_dtype(g.dtype)
@@ -205,8 +211,8 @@ class _Optimizer(keras.optimizers.Optimizer):
             raise TypeError(f"The gradient of variable {C.variable_name(variable)!r} must be a float tensor. "
                             f"Received: grads[{index}] of dtype {dtype}")
         C.gradient_shape(g.shape, variable, index)
-        if _tensorflow() and not g.shape.is_fully_defined():
-            g = tf.ensure_shape(g, variable.shape)  # a runtime check where the static shape is unknown
+        if _tensorflow():
+            g = _tf().ensure_shape(g, variable.shape)  # a runtime check where the static shape is unknown
         return ops.cast(g, C.compute_dtype(variable.dtype)) if dtype in C.LOW_PRECISION else g
 
     def _clips(self):
@@ -219,7 +225,7 @@ class _Optimizer(keras.optimizers.Optimizer):
             if _multi_replica():
                 # Keras clips each replica's share before the all-reduce: the global gradient's norm needs
                 # an all-reduce of its own (only in this combination).
-                present = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, present)
+                present = _tf().all_reduce_sum(present)
             self._gradient_norm.variable.assign(M.global_norm([_dense(g) for g in present]))
         return super()._clip_gradients(grads)
 
@@ -240,17 +246,17 @@ class _Optimizer(keras.optimizers.Optimizer):
         if self.nonfinite == "raise":
             grads, learning_rate = self._raise_on_nonfinite(grads, variables, learning_rate)
         elif self.nonfinite == "skip":
-            squares = _fused.sums_of_squares(grads)
+            squares = _sums_of_squares(grads)
             total = ops.sum(ops.stack([ops.cast(q, "float32") for q in squares]))
             if record:
                 self._gradient_norm.variable.assign(ops.sqrt(total))
                 record = False
             # a finite sum of squares means finite gradients; an infinite one may be an overflow: test them
             finite = ops.logical_and(
-                ops.cond(ops.isfinite(total), lambda: ops.convert_to_tensor(True), lambda: _fused.all_finite(grads)),
+                ops.cond(ops.isfinite(total), lambda: ops.convert_to_tensor(True), lambda: _all_finite(grads)),
                 _usable(learning_rate))
             self.skipped_steps.assign_add(ops.where(finite, 0, 1))
-        if _fused.available():  # TensorFlow outside a strategy: a fused step may sum its gradient's squares
+        if _fused_available():  # TensorFlow outside a strategy: a fused step may sum its gradient's squares
             squares = [self._step(v, g, learning_rate, finite, record) for g, v in zip(grads, variables, strict=True)]
             if record:
                 self._gradient_norm.variable.assign(ops.sqrt(ops.sum(ops.stack(squares))))
@@ -259,34 +265,21 @@ class _Optimizer(keras.optimizers.Optimizer):
             self._gradient_norm.variable.assign(M.global_norm(grads))
         if _tensorflow():
             # the cross-replica update of TFOptimizer._distributed_tf_update_step, with `finite` as an argument
-            tf.__internal__.distribute.interim.maybe_merge_call(
-                self._distributed_step, self._distribution_strategy, list(zip(grads, variables, strict=True)),
-                learning_rate, finite)
+            _tf().merge_call(self._distributed_step, self._distribution_strategy,
+                             list(zip(grads, variables, strict=True)), learning_rate, finite)
         else:
             for g, v in zip(grads, variables, strict=True):
                 self._step(v, g, learning_rate, finite, False)
 
     def _raise_on_nonfinite(self, grads, variables, learning_rate):
-        if _in_xla():
-            raise ValueError(
-                f"{type(self).__name__}(nonfinite='raise') cannot raise inside an XLA-compiled step: XLA drops "
-                "TensorFlow's runtime checks, so a NaN would silently reach the weights. Compile the step "
-                "without XLA (`model.compile(..., jit_compile=False)`, `tf.function(jit_compile=False)`) or use "
-                "nonfinite='skip'. Received: nonfinite='raise' in a jit_compile=True step")
-        grads = [tf.debugging.check_numerics(g, f"nonfinite gradient for {v.name}")
-                 for g, v in zip(grads, variables, strict=True)]
-        checks = list(grads)
+        if _tensorflow():
+            return _tf().raise_on_nonfinite(self, grads, variables, learning_rate)
+        names = [v.name for v in variables]
+        flags = [ops.all(ops.isfinite(g)) for g in grads]
         rate_is_tensor = ops.is_tensor(learning_rate) or isinstance(learning_rate, keras.Variable)
         if rate_is_tensor:
-            learning_rate = tf.debugging.check_numerics(tf.convert_to_tensor(learning_rate),
-                                                        "nonfinite learning_rate at step time")
-            checks += [learning_rate, tf.debugging.assert_non_negative(
-                learning_rate, message="negative learning_rate at step time")]
-        # every write waits for every check: a NaN in one gradient leaves all variables unchanged
-        with tf.control_dependencies([c for c in checks if c is not None]):
-            grads = [tf.identity(g) for g in grads]
-            if rate_is_tensor:
-                learning_rate = tf.identity(learning_rate)
+            flags.append(_usable(learning_rate))
+        _raise_unless(flags, names)
         return grads, learning_rate
 
     def _distributed_step(self, distribution, grads_and_vars, learning_rate, finite):
@@ -314,8 +307,8 @@ class _Optimizer(keras.optimizers.Optimizer):
         cdt = C.compute_dtype(dtype)
         gradient = ops.cast(gradient, cdt)
         scalars = tuple(C.as_dtype(x, cdt) for x in scalars)
-        if _fused.available(variable):
-            return _fused.apply(rule, variable, slots, gradient, scalars, finite, with_norm)
+        if _fused_available(variable):
+            return _tf().fused.apply(rule, variable, slots, gradient, scalars, finite, with_norm)
         update, *new_slots = rule(gradient, *slots, *scalars)
         for slot, new in zip(slots, new_slots, strict=True):
             self._put(slot, new, finite)
@@ -343,3 +336,34 @@ def _usable(learning_rate):
         return ops.convert_to_tensor(True)
     lr = ops.convert_to_tensor(learning_rate)
     return ops.logical_and(ops.isfinite(lr), lr >= 0)
+
+
+def _nonfinite_message(flags, names):
+    for ok, name in zip(flags, names, strict=False):
+        if not bool(ok):
+            return f"nonfinite gradient for {name}"
+    if len(flags) > len(names) and not bool(flags[-1]):
+        return "nonfinite or negative learning_rate at step time"
+    return None
+
+
+def _raise_unless(flags, names):
+    """``nonfinite="raise"`` on JAX and PyTorch: a ``FloatingPointError`` naming the first non-finite
+    gradient (or the learning rate) before any variable changes. Values known now (eager, PyTorch) are
+    checked at once; inside ``jax.jit`` the check is a ``jax.debug.callback`` that raises when the step
+    runs, which aborts the computation (JAX reports it as ``JaxRuntimeError`` with this message) so the
+    jitted step returns no new state."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        if any(isinstance(f, jax.core.Tracer) for f in flags):
+            def check(*values):
+                message = _nonfinite_message(values, names)
+                if message is not None:
+                    raise FloatingPointError(message)
+
+            jax.debug.callback(check, *flags)
+            return
+    message = _nonfinite_message([ops.convert_to_numpy(f) for f in flags], names)
+    if message is not None:
+        raise FloatingPointError(message)
