@@ -24,3 +24,23 @@ _default = "ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))
 
 pytest_plugins = ("pytester", "keras_optreg.conformance.pytest_plugin")
+
+TENSORFLOW_ONLY = "tensorflow_only"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", f"{TENSORFLOW_ONLY}(reason): TensorFlow-only machinery; skipped, with the "
+                                       "reason, on the JAX and PyTorch backends (README lists the reasons)")
+
+
+def pytest_collection_modifyitems(config, items):
+    import keras
+    import pytest
+
+    if keras.backend.backend() == "tensorflow":
+        return
+    for item in items:
+        mark = item.get_closest_marker(TENSORFLOW_ONLY)
+        if mark is not None:
+            reason = mark.args[0] if mark.args else mark.kwargs.get("reason", "")
+            item.add_marker(pytest.mark.skip(reason=f"TensorFlow only: {reason}"))
