@@ -39,3 +39,77 @@ def jit(fn):
 
         return jax.jit(fn)
     return fn
+
+
+#: the ways a step runs on this backend: TensorFlow eager, ``tf.function`` graph and XLA; JAX eager and
+#: ``jax.jit`` (Keras' stateless step, as its trainer runs it); PyTorch eager (its trainer's default).
+MODES = {"tensorflow": ("eager", "graph", "xla"), "jax": ("eager", "jit"), "torch": ("eager",)}[BACKEND]
+
+
+def nonfinite_errors():
+    """What ``nonfinite="raise"`` raises here: TensorFlow's ``InvalidArgumentError`` (check_numerics);
+    ``FloatingPointError`` on JAX/PyTorch, which ``jax.jit`` reports as ``JaxRuntimeError``."""
+    if TENSORFLOW:
+        import tensorflow as tf
+
+        return (tf.errors.InvalidArgumentError,)
+    if JAX:
+        import jax
+
+        return (FloatingPointError, jax.errors.JaxRuntimeError)
+    return (FloatingPointError,)
+
+
+def stepper(optimizer, variables, mode="eager"):
+    """``fn(grads)``: one ``optimizer.apply(grads, variables)`` in ``mode`` (one of ``MODES``); traced
+    once per fn. On JAX ``"jit"`` runs ``optimizer.stateless_apply`` inside ``jax.jit`` and writes the
+    returned values back, which is what Keras' JAX trainer does."""
+    variables = list(variables)
+    if mode == "eager":
+        return lambda grads: optimizer.apply(list(grads), variables)
+    if TENSORFLOW:
+        import tensorflow as tf
+
+        return tf.function(lambda grads: optimizer.apply(list(grads), variables), jit_compile=(mode == "xla"))
+    if JAX and mode == "jit":
+        import jax
+
+        optimizer.build(variables)
+        step = jax.jit(lambda opt_values, values, grads: optimizer.stateless_apply(opt_values, grads, values))
+
+        def fn(grads):
+            values, opt_values = step([v.value for v in optimizer.variables], [v.value for v in variables],
+                                      [keras.ops.convert_to_tensor(g) for g in grads])
+            for v, x in zip(variables, values, strict=True):
+                v.assign(x)
+            for v, x in zip(optimizer.variables, opt_values, strict=True):
+                v.assign(x)
+
+        return fn
+    raise ValueError(f"mode {mode!r} is not one of {MODES} on {BACKEND}")
+
+
+def value_and_grad(loss_fn, variables):
+    """``(loss, grads)`` of ``loss_fn()`` (reading ``variables``) with respect to ``variables``, eagerly,
+    with the backend's own autodiff: ``tf.GradientTape``, ``jax.value_and_grad`` over a stateless scope,
+    ``torch.autograd``."""
+    variables = list(variables)
+    if TENSORFLOW:
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = loss_fn()
+        return loss, tape.gradient(loss, variables)
+    if JAX:
+        import jax
+
+        def pure(values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+                return loss_fn()
+
+        return jax.value_and_grad(pure)([v.value for v in variables])
+    import torch
+
+    loss = loss_fn()
+    grads = torch.autograd.grad(loss, [v.value for v in variables], allow_unused=True)
+    return loss, list(grads)
