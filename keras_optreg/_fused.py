@@ -30,6 +30,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_optreg._math import optim as M
+from keras_optreg.optimizers import _checks as C
 
 
 def _handle(v):
@@ -68,10 +69,7 @@ def _kernel(rule, shape, dtype, variable, slots, gradient, scalars, finite, with
     return tf.cast(M.sum_of_squares(gradient), tf.float32) if with_norm else None
 
 
-#: Variables smaller than this run op by op: below it a kernel launch costs more than the traffic it
-#: saves (tests/benchmarks/bench_optimizers.py, graph mode: 10 variables of 1e3 elements took
-#: 1.1-1.3x Keras' time fused, 10 of 1e4 0.88-0.93x).
-MIN_SIZE = 4096
+MIN_SIZE = C.FUSED_MIN_SIZE
 
 
 def available(variable=None):

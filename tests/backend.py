@@ -112,4 +112,51 @@ def value_and_grad(loss_fn, variables):
 
     loss = loss_fn()
     grads = torch.autograd.grad(loss, [v.value for v in variables], allow_unused=True)
-    return loss, list(grads)
+    return loss.detach(), list(grads)
+
+
+def trainer(loss_fn, optimizer, variables):
+    """``step() -> loss``: the gradient of ``loss_fn()`` with respect to ``variables`` applied by
+    ``optimizer``, compiled as this backend's trainer compiles it (``tf.function`` on TensorFlow,
+    ``jax.jit`` over ``stateless_apply`` on JAX, eager on PyTorch)."""
+    variables = list(variables)
+    optimizer.build(variables)
+    if TENSORFLOW:
+        import tensorflow as tf
+
+        @tf.function
+        def tf_step():
+            loss, grads = value_and_grad(loss_fn, variables)
+            optimizer.apply(grads, variables)
+            return loss
+
+        return tf_step
+    if JAX:
+        import jax
+
+        @jax.jit
+        def pure(values, opt_values):
+            def loss_of(vals):
+                with keras.StatelessScope(state_mapping=list(zip(variables, vals, strict=True))):
+                    return loss_fn()
+
+            loss, grads = jax.value_and_grad(loss_of)(values)
+            values, opt_values = optimizer.stateless_apply(opt_values, grads, values)
+            return loss, values, opt_values
+
+        def jax_step():
+            loss, values, opt_values = pure([v.value for v in variables], [v.value for v in optimizer.variables])
+            for v, x in zip(variables, values, strict=True):
+                v.assign(x)
+            for v, x in zip(optimizer.variables, opt_values, strict=True):
+                v.assign(x)
+            return loss
+
+        return jax_step
+
+    def torch_step():
+        loss, grads = value_and_grad(loss_fn, variables)
+        optimizer.apply(grads, variables)
+        return loss
+
+    return torch_step

@@ -27,6 +27,9 @@ class Case:
     """With ``raises=None``: asserts that ``call()``'s result is the correct one."""
     keras: str = ""
     """What Keras' built-in does with the same input, where it was tried (documentation only)."""
+    tensorflow_only: str = ""
+    """Non-empty for a row about TensorFlow-only machinery (tf.function, IndexedSlices, tf.distribute):
+    the reason, which the row's ``tensorflow_only`` marker carries (skipped on JAX and PyTorch)."""
 
     def __post_init__(self):
         if (self.raises is None) == (self.check is None):

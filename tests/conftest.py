@@ -1,8 +1,12 @@
 """Test configuration: Keras backend and Hypothesis profiles.
 
-Profiles (select with HYPOTHESIS_PROFILE; CI=true selects ``ci``):
+Profiles (select with HYPOTHESIS_PROFILE; CI=true selects ``ci`` on TensorFlow, ``ci_other`` on JAX
+and PyTorch):
   dev       fast local iteration (25 examples, random, with the example database);
-  ci        what CI runs: derandomized, no database, no deadline, 100 examples per property;
+  ci        what CI runs on TensorFlow: derandomized, no database, no deadline, 100 examples per property;
+  ci_other  what CI runs on JAX and PyTorch: the same, 25 examples per property. The properties are the
+            same keras.ops code on every backend, searched with 100 examples on TensorFlow; the other
+            backends check that it computes the same there, in a CI budget of 20 minutes for all three;
   thorough  1000 examples per property, for a long local run.
 Plugins: ``pytester`` (tests/test_spec_coverage.py runs the coverage plugin on suites of its own) and
 ``keras_optreg.conformance.pytest_plugin`` (the spec coverage table from ``@pytest.mark.spec`` markers).
@@ -18,9 +22,11 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("dev", max_examples=25, **_common)
 settings.register_profile("ci", max_examples=100, derandomize=True, database=None, print_blob=True, **_common)
+settings.register_profile("ci_other", max_examples=25, derandomize=True, database=None, print_blob=True, **_common)
 settings.register_profile("thorough", max_examples=1000, **_common)
 
-_default = "ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev"
+_ci = "ci" if os.environ["KERAS_BACKEND"] == "tensorflow" else "ci_other"
+_default = _ci if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))
 
 pytest_plugins = ("pytester", "keras_optreg.conformance.pytest_plugin")

@@ -1,14 +1,16 @@
-"""The keras.ops parts on whichever Keras backend runs the tests (TensorFlow in CI, JAX in ``tox -e jax``).
+"""The library on whichever Keras backend runs the suite (``KERAS_BACKEND``; README runs all three).
 
 No TensorFlow import here: initializers, LinearDecay, the regularizers, BatchNormalization,
-``nonfinite="skip"``, model.fit and the .keras round trip against the spec on the current backend, and
-the TensorFlow-only parts (the seeded random layers, ``nonfinite="raise"``, synchronized
-BatchNormalization) either work (TensorFlow) or fail at construction naming the backend (others).
-``tests/test_optimizers.py``, ``tests/test_initializer_power.py`` and ``tests/test_validation.py`` are
-TensorFlow-free too and also run in ``tox -e jax``.
+``nonfinite="skip"``, model.fit and the .keras round trip against the spec on the current backend,
+and, on JAX and PyTorch, that ``import keras_optreg`` loads no TensorFlow module.
 """
 
 from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -134,22 +136,14 @@ def test_fit_and_keras_round_trip_on_this_backend(opt, tmp_path):
     np.testing.assert_array_equal(np.asarray(again.predict(x, verbose=0)), np.asarray(model.predict(x, verbose=0)))
 
 
-TF_ONLY = {
-    "Dropout": lambda: L.Dropout(0.5),
-    "InputNoise": lambda: L.InputNoise(0.1),
-    "RandomFlip": lambda: L.RandomFlip(),
-    "RandomCrop": lambda: L.RandomCrop(2, 2),
-    "RandomRotation": lambda: L.RandomRotation(max_angle_degrees=10),
-    "nonfinite": lambda: ko.Adam(nonfinite="raise"),
-    "synchronized": lambda: L.BatchNormalization(synchronized=True),
-}
-
-
-@pytest.mark.parametrize("name", sorted(TF_ONLY))
-@pytest.mark.spec("dropout", "input_noise", "random_crop", "random_flip", "random_rotation")
-def test_random_layers_tensorflow_only_parts(name):
-    if BACKEND == "tensorflow":
-        assert TF_ONLY[name]() is not None
-    else:
-        with pytest.raises(ValueError, match=f"TensorFlow backend.*KERAS_BACKEND={BACKEND}"):
-            TF_ONLY[name]()
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="checked by the KERAS_BACKEND=jax and torch runs of the suite")
+def test_import_loads_no_tensorflow_on_this_backend():
+    """``import keras_optreg`` (every subpackage, the demo and the conformance tool) under JAX or PyTorch
+    imports no TensorFlow module: in a fresh interpreter, ``sys.modules`` has none afterwards."""
+    code = ("import sys, keras_optreg, keras_optreg.callbacks, keras_optreg.conformance, keras_optreg.demo, "
+            "keras_optreg.functional, keras_optreg.layers, keras_optreg.optimizers; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras')))")
+    env = {**os.environ, "KERAS_BACKEND": BACKEND, "PYTHONPATH": str(pathlib.Path(__file__).parents[1])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout[-2000:]

@@ -30,7 +30,12 @@ def test_the_table_has_rows_and_unique_ids():
     assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def _param(case):
+    marks = [pytest.mark.tensorflow_only(case.tensorflow_only)] if case.tensorflow_only else []
+    return pytest.param(case, id=case.id, marks=marks)
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
 def test_bad_input(case):
     if case.raises is None:
         case.check(case.call())

@@ -29,6 +29,10 @@ import pytest
 import keras_optreg_spec.corrected as sc
 from tests import _dist_worker as W
 
+pytestmark = pytest.mark.tensorflow_only(
+    "tf.distribute (MirroredStrategy, MultiWorkerMirroredStrategy, checkpoints across strategies) is "
+    "TensorFlow's; JAX's DataParallel is tests/test_distributed_jax.py")
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EPS32 = float(np.finfo(np.float32).eps)
 RTOL = 8 * W.STEPS * EPS32

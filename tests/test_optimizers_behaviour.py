@@ -7,9 +7,9 @@ import math
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import keras_optreg
+from tests import backend as B
 
 ALL = [
     ("sgd", lambda **k: keras_optreg.SGD(0.05, **k)),
@@ -30,24 +30,22 @@ GRADS = [[RNG.normal(size=x.shape).astype(np.float32) for x in X0] for _ in rang
 def _run(opt, mode, steps=8, lr_change=None):
     vs = [keras.Variable(x) for x in X0]
     opt.build(vs)
-
-    def step(grads):
-        opt.apply(grads, vs)
-
-    fn = step if mode == "eager" else tf.function(step, jit_compile=(mode == "xla"))
+    fn = B.stepper(opt, vs, mode)
     for k in range(steps):
         if lr_change is not None and k == steps // 2:
             opt.learning_rate.assign(lr_change)
-        fn([tf.constant(g) for g in GRADS[k]])
+        fn([keras.ops.convert_to_tensor(g) for g in GRADS[k]])
     return [v.numpy() for v in vs], fn
 
 
 @pytest.mark.parametrize("make", MAKERS, ids=IDS)
-def test_eager_equals_tf_function_equals_xla_with_one_trace(make):
+def test_eager_equals_every_compiled_mode_with_one_trace(make):
+    """Eager equals tf.function and XLA on TensorFlow, jax.jit on JAX; a changed learning rate retraces nothing."""
     eager, _ = _run(make(), "eager", lr_change=0.02)
-    for mode in ("graph", "xla"):
+    for mode in B.MODES[1:]:
         got, fn = _run(make(), mode, lr_change=0.02)
-        assert fn.experimental_get_tracing_count() == 1, mode
+        if B.TENSORFLOW:
+            assert fn.experimental_get_tracing_count() == 1, mode
         for a, b in zip(got, eager, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=mode)
     # the learning-rate change took effect: without it the result differs
@@ -60,7 +58,7 @@ def _rosenbrock(p):
 
 
 def _quadratic(p):
-    return 0.5 * tf.reduce_sum(tf.constant([1.0, 10.0]) * p * p)
+    return 0.5 * keras.ops.sum(keras.ops.convert_to_tensor([1.0, 10.0]) * p * p)
 
 
 @pytest.mark.parametrize("make", [
@@ -72,13 +70,7 @@ def _quadratic(p):
 def test_quadratic_and_rosenbrock_descend(make, f):
     opt = make()
     p = keras.Variable(np.array([-1.2, 1.0], np.float32))
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            loss = f(p)
-        opt.apply([tape.gradient(loss, p)], [p])
-        return loss
+    step = B.trainer(lambda: f(p), opt, [p])
 
     first = float(step())
     for _ in range(300):
@@ -143,16 +135,16 @@ def test_model_fit_jit_compile_on_a_small_mlp(make):
     assert int(m.optimizer.iterations.numpy()) == 20
 
 
-def test_custom_gradient_tape_loop_with_clipnorm():
+def test_custom_training_loop_with_clipnorm():
+    """The backend's own autodiff (tf.GradientTape, jax.value_and_grad, torch.autograd), eagerly."""
     x, y = DATA
     m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     opt = keras_optreg.Adam(0.05, global_clipnorm=1.0)
     losses = []
     for _ in range(30):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean((m(x) - y) ** 2)
-        opt.apply(tape.gradient(loss, m.trainable_variables), m.trainable_variables)
-        losses.append(float(loss))
+        loss, grads = B.value_and_grad(lambda: keras.ops.mean((m(x) - y) ** 2), m.trainable_variables)
+        opt.apply(grads, m.trainable_variables)
+        losses.append(float(keras.ops.convert_to_numpy(loss)))
     assert losses[-1] < losses[0]
 
 
@@ -198,36 +190,46 @@ def test_bad_arguments_fail_at_construction(make, error, message):
 @pytest.mark.parametrize("make", MAKERS, ids=IDS)
 def test_integer_variables_are_rejected_at_build(make):
     with pytest.raises(TypeError, match="floating-point variables only.*int32"):
-        make().build([keras.Variable(np.zeros(3, np.int32), trainable=True)])
+        make().build([keras.Variable(np.zeros(3, np.int32), trainable=not B.TORCH)])  # torch: no int grads
 
 
-def _nonfinite_run(opt, mode):
+def _nonfinite_state(opt, vs):
+    return [v.numpy().copy() for v in vs] + [v.numpy().copy() for v in opt.variables if "iteration" not in v.path]
+
+
+def _nonfinite_setup(opt, mode):
+    """One finite step in ``mode``; returns the variables, ``fn``, the state before the bad step and the
+    bad gradients (a NaN in the second gradient, an Inf in the first)."""
     vs = [keras.Variable(x) for x in X0]
     opt.build(vs)
-    fn = (lambda g: opt.apply(g, vs)) if mode == "eager" else tf.function(lambda g: opt.apply(g, vs),
-                                                                          jit_compile=mode == "xla")
-    fn([tf.constant(g) for g in GRADS[0]])
-    before = [v.numpy().copy() for v in vs] + [v.numpy().copy() for v in opt.variables if "iteration" not in v.path]
+    fn = B.stepper(opt, vs, mode)
+    fn([keras.ops.convert_to_tensor(g) for g in GRADS[0]])
     bad = [g.copy() for g in GRADS[1]]
     bad[1][3] = np.nan
     bad[0][0, 0] = np.inf
-    fn([tf.constant(g) for g in bad])
-    after = [v.numpy() for v in vs] + [v.numpy() for v in opt.variables if "iteration" not in v.path]
-    return vs, before, after, fn
+    return vs, fn, _nonfinite_state(opt, vs), [keras.ops.convert_to_tensor(g) for g in bad]
 
 
-@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+def _nonfinite_run(opt, mode):
+    vs, fn, before, bad = _nonfinite_setup(opt, mode)
+    fn(bad)
+    return vs, before, _nonfinite_state(opt, vs), fn
+
+
+@pytest.mark.parametrize("mode", B.MODES)
 @pytest.mark.parametrize("make", MAKERS, ids=IDS)
 def test_nonfinite_skip_leaves_everything_bit_for_bit_and_counts(make, mode):
     opt = make(nonfinite="skip")
     vs, before, after, fn = _nonfinite_run(opt, mode)
     assert int(opt.skipped_steps.numpy()) == 1
     assert int(opt.iterations.numpy()) == 2
+    assert keras.backend.standardize_dtype(opt.skipped_steps.dtype) == keras.backend.standardize_dtype(
+        opt.iterations.dtype)
     for b, a in zip(before, after, strict=True):
         if b.shape == ():  # skipped_steps itself
             continue
         np.testing.assert_array_equal(a, b)
-    fn([tf.constant(g) for g in GRADS[2]])  # a finite step afterwards moves again
+    fn([keras.ops.convert_to_tensor(g) for g in GRADS[2]])  # a finite step afterwards moves again
     assert int(opt.skipped_steps.numpy()) == 1
     assert not np.array_equal(vs[0].numpy(), before[0])
 
@@ -238,17 +240,29 @@ def test_nonfinite_propagate_lets_nan_through(make):
     assert np.isnan(after[1][3]) or np.isinf(after[1][3])
 
 
-@pytest.mark.parametrize("mode", ["eager", "graph"])
+RAISE_MODES = [m for m in B.MODES if m != "xla"]  # TensorFlow's XLA refuses the step instead (test below)
+
+
+@pytest.mark.parametrize("mode", RAISE_MODES)
 @pytest.mark.parametrize("make", MAKERS, ids=IDS)
 def test_nonfinite_raise(make, mode):
-    with pytest.raises(tf.errors.InvalidArgumentError, match="nonfinite gradient"):
-        _nonfinite_run(make(nonfinite="raise"), mode)
+    """Every backend raises, naming the variable (inside jax.jit too), and no variable or slot changes."""
+    opt = make(nonfinite="raise")
+    vs, fn, before, bad = _nonfinite_setup(opt, mode)
+    with pytest.raises(B.nonfinite_errors(), match="nonfinite gradient for"):
+        fn(bad)
+    for b, a in zip(before, _nonfinite_state(opt, vs), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.tensorflow_only("XLA on TensorFlow drops tf.debugging.check_numerics, so nonfinite='raise' refuses a "
+                             "jit_compile=True step there (JAX raises from inside jax.jit instead)")
 @pytest.mark.parametrize("make", MAKERS, ids=IDS)
 def test_nonfinite_raise_refuses_an_xla_step_instead_of_propagating(make):
     """XLA drops tf.debugging.check_numerics: a jit_compile=True step with nonfinite="raise" is refused
     when traced (ValueError naming the fix) and the weights are untouched; without XLA it raises."""
+    import tensorflow as tf
+
     opt = make(nonfinite="raise")
     v = keras.Variable(np.zeros(3, np.float32))
     opt.build([v])
@@ -260,6 +274,26 @@ def test_nonfinite_raise_refuses_an_xla_step_instead_of_propagating(make):
     m.compile(m.optimizer, loss="mse", jit_compile=True)
     with pytest.raises(ValueError, match="cannot raise inside an XLA-compiled step"):
         m.fit(x, y, batch_size=8, epochs=1, verbose=0)
+
+
+@pytest.mark.skipif(B.TENSORFLOW, reason="TensorFlow's XLA step is refused at trace time (test above)")
+def test_nonfinite_raise_inside_model_fit_jit_compile():
+    """model.fit(jit_compile=True) -- jax.jit on JAX, eager steps on PyTorch -- stops at the NaN step."""
+    x, y = DATA
+    y = y.copy()
+    y[-1] = np.nan  # the last batch's loss and gradients are NaN
+    m = _model(keras_optreg.Adam(0.01, nonfinite="raise"))
+    m.compile(m.optimizer, loss="mse", jit_compile=B.JAX)
+    m.fit(x[:24], y[:24], batch_size=8, epochs=1, shuffle=False, verbose=0)
+    before = m.get_weights()
+    with pytest.raises(B.nonfinite_errors(), match="nonfinite gradient for"):
+        m.fit(x[24:], y[24:], batch_size=8, epochs=1, shuffle=False, verbose=0)
+    if B.JAX:
+        # Keras' JAX trainer holds the state outside the variables during fit (_purge_model_variables) and
+        # reattaches it at the end of an epoch; after an exception, jax_state_sync() reattaches the last state
+        m.jax_state_sync()
+    for b, a in zip(before, m.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_keras_machinery_keeps_working_ema_accumulation_loss_scale():
@@ -290,6 +324,8 @@ BIG_GRADS = [[RNG.normal(size=x.shape).astype(np.float32) for x in BIG] for _ in
 
 def _run_big(make, strategy=None, nan_at=None):
     """8 graph-mode steps on one variable above _fused.MIN_SIZE (fused) and one below (op by op)."""
+    import tensorflow as tf
+
     from keras_optreg import _fused
 
     assert BIG[0].size >= _fused.MIN_SIZE > BIG[1].size
@@ -308,6 +344,8 @@ def _run_big(make, strategy=None, nan_at=None):
     return [v.numpy() for v in vs]
 
 
+@pytest.mark.tensorflow_only("the per-variable fused XLA kernel (keras_optreg/_fused.py) is TensorFlow's; JAX "
+                             "and PyTorch run the same rule in keras.ops inside their own compiled step")
 @pytest.mark.parametrize("make", MAKERS, ids=IDS)
 @pytest.mark.parametrize("nonfinite", ["propagate", "skip"])
 def test_fused_kernel_equals_the_op_by_op_path_under_a_strategy(make, nonfinite):
@@ -316,6 +354,8 @@ def test_fused_kernel_equals_the_op_by_op_path_under_a_strategy(make, nonfinite)
     (float32: XLA may round a sqrt or a division differently from TensorFlow's kernels, ~1 ulp a step)."""
     nan_at = 3 if nonfinite == "skip" else None
     fused = _run_big(lambda: make(nonfinite=nonfinite), nan_at=nan_at)
+    import tensorflow as tf
+
     op_by_op = _run_big(lambda: make(nonfinite=nonfinite), tf.distribute.OneDeviceStrategy("/cpu:0"), nan_at=nan_at)
     for a, b in zip(fused, op_by_op, strict=True):
         # 8 steps, each at most ~2 ulp of the largest |theta| apart; a different rule is off by ~lr
@@ -324,12 +364,15 @@ def test_fused_kernel_equals_the_op_by_op_path_under_a_strategy(make, nonfinite)
     assert np.abs(fused[0] - BIG[0]).max() > 1e3 * atol  # the steps moved the variable well beyond it
 
 
-def _graph_apply(opt, grads, vs):
-    tf.function(lambda: opt.apply(grads, vs))()
-
-
+@pytest.mark.tensorflow_only("the per-variable fused XLA kernel (keras_optreg/_fused.py) is TensorFlow's; JAX "
+                             "and PyTorch run the same rule in keras.ops inside their own compiled step")
 def test_fused_kernel_traces_once_per_rule_and_shape_not_per_variable():
+    import tensorflow as tf
+
     from keras_optreg import _fused
+
+    def _graph_apply(opt, grads, vs):
+        tf.function(lambda: opt.apply(grads, vs))()
 
     shape = (4, 1111)  # a shape no other test uses, above _fused.MIN_SIZE
     grads = [tf.ones(shape)] * 3
@@ -347,10 +390,14 @@ def test_fused_kernel_traces_once_per_rule_and_shape_not_per_variable():
     assert _fused._kernel.experimental_get_tracing_count() == traced + 1
 
 
+@pytest.mark.tensorflow_only("sparse gradients (tf.IndexedSlices) are TensorFlow's: Embedding's gradient is dense "
+                             "on JAX and PyTorch")
 @pytest.mark.parametrize("make", MAKERS, ids=IDS)
 def test_fused_kernel_takes_sparse_gradients_as_their_dense_form(make):
     """An Embedding's gradient is tf.IndexedSlices; on a variable above _fused.MIN_SIZE it must step
     exactly as its dense equivalent (rows not looked up get a zero gradient, as in the spec's rules)."""
+    import tensorflow as tf
+
     table = RNG.normal(size=(1000, 16)).astype(np.float32)
     rows = tf.constant([3, 7, 7, 512])
     values = tf.constant(RNG.normal(size=(4, 16)).astype(np.float32))
@@ -362,21 +409,22 @@ def test_fused_kernel_takes_sparse_gradients_as_their_dense_form(make):
     assert not np.array_equal(got.numpy(), table)
 
 
-@pytest.mark.parametrize("mode", ["eager", "graph"])
+@pytest.mark.parametrize("mode", RAISE_MODES)
 @pytest.mark.parametrize("make", MAKERS, ids=IDS)
 def test_nonfinite_raise_leaves_every_variable_unchanged(make, mode):
-    """A NaN in the last gradient only: the step raises before any variable (or slot) is written, also in
-    graph mode, where the other variables' updates would not wait for the failing check on their own.
-    (Keras' own ``iterations`` counter, incremented after the step, may still advance in graph mode.)"""
+    """A NaN in the last gradient only, on a variable above _fused.MIN_SIZE and one below: the step raises
+    before any variable (or slot) is written, also in TensorFlow's graph mode, where the other variables'
+    updates would not wait for the failing check on their own. (Keras' own ``iterations`` counter,
+    incremented after the step, may still advance in graph mode.)"""
     opt = make(nonfinite="raise")
     vs = [keras.Variable(x) for x in BIG]
     opt.build(vs)
-    fn = (lambda g: opt.apply(g, vs)) if mode == "eager" else tf.function(lambda g: opt.apply(g, vs))
+    fn = B.stepper(opt, vs, mode)
     state = vs + [v for v in opt.variables if not v.path.endswith("/iteration")]
     before = [v.numpy().copy() for v in state]
-    grads = [tf.constant(g) for g in BIG_GRADS[0]]
-    grads[-1] = tf.fill(grads[-1].shape, np.nan)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="nonfinite gradient"):
+    grads = [keras.ops.convert_to_tensor(g) for g in BIG_GRADS[0]]
+    grads[-1] = keras.ops.full(grads[-1].shape, np.nan)
+    with pytest.raises(B.nonfinite_errors(), match="nonfinite gradient"):
         fn(grads)
     for b, a in zip(before, state, strict=True):
         np.testing.assert_array_equal(a.numpy(), b)

@@ -19,6 +19,9 @@ import sys
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.tensorflow_only(
+    "tf.distribute (MirroredStrategy) is TensorFlow's; JAX's DataParallel is tests/test_distributed_jax.py")
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 U = 2.0 ** -24
 TIMEOUT_S = 120

@@ -1,9 +1,11 @@
-"""Issue 13: float16, bfloat16 and float64 variables, on the fused kernel (above ``_fused.MIN_SIZE``, eager
-and inside an outer XLA function) and in a Keras model, against the spec and against Keras' Adam.
+"""Issue 13: float16, bfloat16 and float64 variables, on a large variable (above ``FUSED_MIN_SIZE``: on
+TensorFlow the fused kernel, eager and inside an outer XLA function; on JAX eager and under ``jax.jit``)
+and in a Keras model, against the spec and against Keras' Adam.
 
 The op-by-op path's Hypothesis trajectories are in ``tests/test_optimizers.py``; here the variable
-has 64 x 80 = 5120 elements, so the step is the fused kernel (``keras_optreg._fused``), with the
-same derived tolerance (``keras_optreg.conformance.cases.tolerance``).
+has 64 x 80 = 5120 elements, so on TensorFlow the step is the fused kernel (``keras_optreg._fused``),
+with the same derived tolerance (``keras_optreg.conformance.cases.tolerance``). float64 runs where the
+backend has it (JAX only with ``jax_enable_x64``).
 """
 
 from __future__ import annotations
@@ -11,17 +13,18 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import keras_optreg as ko
-from keras_optreg import _fused
 from keras_optreg.conformance import cases
 from keras_optreg.conformance.compare import assert_matches_spec
+from keras_optreg.optimizers._checks import FUSED_MIN_SIZE
 from keras_optreg_spec import algorithms as A
+from tests import backend as B
 from tests.test_optimizers import CLASSES
 
 SHAPE = (64, 80)
-assert np.prod(SHAPE) >= _fused.MIN_SIZE
+assert np.prod(SHAPE) >= FUSED_MIN_SIZE
+DTYPES = ("float16", "bfloat16") + (("float64",) if B.x64() else ())
 HP = {"sgd": {"learning_rate": 0.1}, "momentum": {"learning_rate": 0.05, "momentum": 0.9},
       "nesterov": {"learning_rate": 0.05, "momentum": 0.9}, "adagrad": {"learning_rate": 0.1, "epsilon": 1e-7},
       "adagrad_r0": {"learning_rate": 0.1, "epsilon": 1e-7, "initial_accumulator_value": 0.1},
@@ -31,32 +34,24 @@ HP = {"sgd": {"learning_rate": 0.1}, "momentum": {"learning_rate": 0.05, "moment
       "amsgrad": {"learning_rate": 0.01, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}}
 
 
-def _stepper(opt, var):
-    def step(g):
-        opt.apply([g], [var])
-
-    return step
-
-
 @pytest.mark.parametrize("kind", cases.KINDS)
 @pytest.mark.spec("eq05", "eq09", "eq12", "eq18", "adagrad", "centered_rmsprop", "amsgrad")
-def test_fused_kernel_on_low_precision_and_float64(kind):
+def test_large_variable_on_low_precision_and_float64(kind):
     rng = np.random.default_rng(13)
     hp = HP[kind]
-    for dtype in ("float16", "bfloat16", "float64"):
+    for dtype in DTYPES:
         theta0 = cases.flush(rng.uniform(-2, 2, size=SHAPE), dtype)
         scales = 10.0 ** rng.uniform(-3, 1, size=(cases.STEPS, 1, 1))
         grads = cases.flush(rng.normal(size=(cases.STEPS, *SHAPE)) * scales, dtype)
         states = cases.spec_states(kind, hp, theta0, grads, dtype)
         want = [t for t, _ in states]
         rtol, atol = cases.tolerance(kind, hp, theta0, want, dtype, grads, states)
-        for mode in ("eager", "xla"):
+        for mode in sorted({B.MODES[0], B.MODES[-1]}):  # eager, and XLA / jax.jit where there is one
             opt = CLASSES[kind](**cases.constructor_kwargs(kind, hp))
             var = keras.Variable(theta0, dtype=dtype)
-            step = _stepper(opt, var)
-            fn = step if mode == "eager" else tf.function(step, jit_compile=True)
+            fn = B.stepper(opt, [var], mode)
             for t, g in enumerate(grads, start=1):
-                fn(tf.constant(g))
+                fn([keras.ops.convert_to_tensor(g, dtype)])
                 assert_matches_spec(np.asarray(var.numpy(), np.float64), want[t - 1], eq=f"{kind} {dtype} {mode} t={t}",
                                 rtol=rtol, atol=atol)
             slots = [v for v in opt.variables if tuple(v.shape) == SHAPE]
@@ -72,7 +67,7 @@ def test_eq18_issue13_float16_adam_step_is_finite():
     [1, 2 - 0.001 / (1 + 1e-8)], rounded once to the variable's dtype."""
     for dtype in ("float16", "bfloat16"):
         var = keras.Variable(np.array([1.0, 2.0]), dtype=dtype)
-        ko.Adam(1e-3).apply([tf.constant([0.0, 1.0], dtype)], [var])
+        ko.Adam(1e-3).apply([keras.ops.convert_to_tensor([0.0, 1.0], dtype)], [var])
         want = A.alg_adam_step(np.array([1.0, 2.0]), 0.0, 0.0, 0, np.array([0.0, 1.0]), float(np.float32(1e-3)))[0]
         np.testing.assert_array_equal(var.numpy().astype(np.float64),
                                       cases.flush(want, dtype).astype(np.float64))

@@ -15,6 +15,9 @@ import tensorflow as tf
 import keras_optreg as ko
 from keras_optreg import _fused
 
+pytestmark = pytest.mark.tensorflow_only(
+    "sparse gradients (tf.IndexedSlices) are TensorFlow's: Embedding's gradient is dense on JAX and PyTorch")
+
 #: every class, and the options that add slots (the densified gradient then meets every rule)
 MAKERS = {
     "sgd": lambda **k: ko.SGD(0.05, **k),

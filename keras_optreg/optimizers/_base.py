@@ -144,7 +144,7 @@ class _Optimizer(keras.optimizers.Optimizer):
                                                    aggregation="only_first_replica", name="skipped_steps")
 
     def _check_hyper_parameters(self, variables):
-        dtypes = {keras.backend.standardize_dtype(v.dtype) for v in variables}
+        dtypes = {C.storage_dtype(v.dtype) for v in variables}
         for dtype in sorted({C.compute_dtype(d) for d in dtypes}):
             for name, kind in {**self._HYPER, "clipnorm": "positive", "global_clipnorm": "positive",
                                "clipvalue": "positive", "loss_scale_factor": "positive"}.items():
@@ -159,7 +159,7 @@ class _Optimizer(keras.optimizers.Optimizer):
         """Keras' method, with the computing dtype: slots and gradient accumulators of a float16/bfloat16
         variable are float32 (EMA averages keep the variable's dtype, as in Keras)."""
         dtype = C.compute_dtype(reference_variable.dtype)
-        if name == "average" or dtype == keras.backend.standardize_dtype(reference_variable.dtype):
+        if name == "average" or dtype == C.storage_dtype(reference_variable.dtype):
             return super().add_variable_from_reference(reference_variable, name=name, initializer=initializer)
         name = f"{C.variable_name(reference_variable).replace('/', '_').replace(':', '_')}_{name or 'var'}"
         with self._colocated(reference_variable):
@@ -303,7 +303,7 @@ class _Optimizer(keras.optimizers.Optimizer):
         under a strategy, op by op. The same arithmetic either way.
         """
         rule, slots, scalars = self._rule(variable, learning_rate)
-        dtype = keras.backend.standardize_dtype(variable.dtype)
+        dtype = C.storage_dtype(variable.dtype)
         cdt = C.compute_dtype(dtype)
         gradient = ops.cast(gradient, cdt)
         scalars = tuple(C.as_dtype(x, cdt) for x in scalars)

@@ -26,10 +26,28 @@ from keras_optreg import _validation as V
 
 LOW_PRECISION = ("float16", "bfloat16")
 
+#: On TensorFlow, variables smaller than this run op by op, larger ones take the fused kernel
+#: (``keras_optreg._fused``): below it a kernel launch costs more than the traffic it saves
+#: (tests/benchmarks/bench_optimizers.py, graph mode: 10 variables of 1e3 elements took 1.1-1.3x
+#: Keras' time fused, 10 of 1e4 0.88-0.93x). Here, not in ``_fused``, so it is known without TensorFlow.
+FUSED_MIN_SIZE = 4096
+
+
+def storage_dtype(dtype):
+    """The dtype a variable declared ``dtype`` really holds: JAX without ``jax_enable_x64`` keeps a
+    float64 (int64) Keras variable as float32 (int32) while ``variable.dtype`` still says float64."""
+    dtype = keras.backend.standardize_dtype(dtype)
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return keras.backend.standardize_dtype(jax.dtypes.canonicalize_dtype(dtype))
+    return dtype
+
 
 def compute_dtype(dtype):
-    """The dtype an update of a variable of ``dtype`` is computed in: float32 for float16/bfloat16."""
-    dtype = keras.backend.standardize_dtype(dtype)
+    """The dtype an update of a variable of ``dtype`` is computed in: float32 for float16/bfloat16, and
+    the dtype the backend really stores otherwise (``storage_dtype``)."""
+    dtype = storage_dtype(dtype)
     return "float32" if dtype in LOW_PRECISION else dtype
 
 
