@@ -137,7 +137,7 @@ def test_model_fit_jit_compile_on_a_small_mlp(make):
 
 def test_custom_training_loop_with_clipnorm():
     """The backend's own autodiff (tf.GradientTape, jax.value_and_grad, torch.autograd), eagerly."""
-    x, y = DATA
+    x, y = (keras.ops.convert_to_tensor(a) for a in DATA)
     m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     opt = keras_optreg.Adam(0.05, global_clipnorm=1.0)
     losses = []
