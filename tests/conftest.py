@@ -16,6 +16,9 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# PyTorch's OpenMP threads spin while idle: they would take the CPU from TensorFlow in the same process
+# and from the other backends' runs beside it (tests/all_backends.py)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 
@@ -32,6 +35,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))
 pytest_plugins = ("pytester", "keras_optreg.conformance.pytest_plugin")
 
 TENSORFLOW_ONLY = "tensorflow_only"
+#: test files whose subject does not depend on the Keras backend: they run once, in the TensorFlow run
+ONCE = {"test_spec_*.py": "the spec (NumPy only) and its coverage plugin",
+        "test_packaging.py": "the sdist and wheel (built and installed once)",
+        "test_examples.py": "the example scripts (run once, on the default backend)"}
 
 
 def pytest_configure(config):
@@ -46,6 +53,10 @@ def pytest_collection_modifyitems(config, items):
     if keras.backend.backend() == "tensorflow":
         return
     for item in items:
+        once = next((why for pattern, why in ONCE.items() if item.path.match(pattern)), None)
+        if once is not None:
+            item.add_marker(pytest.mark.skip(reason=f"backend-independent: {once}, tested in the TensorFlow run"))
+            continue
         mark = item.get_closest_marker(TENSORFLOW_ONLY)
         if mark is not None:
             reason = mark.args[0] if mark.args else mark.kwargs.get("reason", "")

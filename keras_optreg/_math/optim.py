@@ -13,6 +13,8 @@ import functools
 
 from keras import ops
 
+from keras_optreg._math import _compat
+
 
 def sgd(g, lr):
     r"""Eq. (5), GBC16 Alg. 8.1: :math:`\theta \leftarrow \theta - \epsilon g`. Returns ``(update,)``."""
@@ -72,7 +74,7 @@ def rmsprop_centered(g, r, b, lr, rho, delta):
     """
     r = rho * r + (1.0 - rho) * (g * g)
     b = rho * b + (1.0 - rho) * g
-    return ops.negative(lr) / ops.sqrt(delta + ops.maximum(r - b * b, 0.0)) * g, r, b
+    return ops.negative(lr) / ops.sqrt(delta + _compat.maximum(r - b * b, 0.0)) * g, r, b
 
 
 def rmsprop_nesterov(g, r, m, lr, rho, delta, alpha):
@@ -111,7 +113,7 @@ def rmsprop_centered_nesterov(g, r, m, b, lr, rho, delta, alpha):
     """
     r = rho * r + (1.0 - rho) * (g * g)
     b = rho * b + (1.0 - rho) * g
-    u = lr / ops.sqrt(delta + ops.maximum(r - b * b, 0.0)) * g
+    u = lr / ops.sqrt(delta + _compat.maximum(r - b * b, 0.0)) * g
     m = alpha * m + u
     return ops.negative(alpha * m + u), r, m, b
 
@@ -158,7 +160,7 @@ def amsgrad(g, s, r, r_max, t, lr, rho1, rho2, delta):
     """
     s = rho1 * s + (1.0 - rho1) * g
     r = rho2 * r + (1.0 - rho2) * (g * g)
-    r_max = ops.maximum(r_max, r)
+    r_max = _compat.maximum(r_max, r)
     root = ops.sqrt(1.0 - ops.power(rho2, t))
     step = ops.negative(lr) * root / (1.0 - ops.power(rho1, t))
     return step * s / (ops.sqrt(r_max) + delta * root), s, r, r_max

@@ -140,7 +140,8 @@ class _Optimizer(keras.optimizers.Optimizer):
         if self.nonfinite == "skip":
             # every replica decides on the same all-reduced gradient: the first replica's count is everyone's
             # the dtype of Keras' own step counter: int64, int32 on JAX without jax_enable_x64
-            self.skipped_steps = self.add_variable(shape=(), initializer="zeros", dtype=self.iterations.dtype,
+            counter = keras.backend.standardize_dtype(self.iterations.dtype)
+            self.skipped_steps = self.add_variable(shape=(), initializer="zeros", dtype=counter,
                                                    aggregation="only_first_replica", name="skipped_steps")
 
     def _check_hyper_parameters(self, variables):
