@@ -15,6 +15,10 @@ BACKEND = keras.backend.backend()
 TENSORFLOW = BACKEND == "tensorflow"
 JAX = BACKEND == "jax"
 TORCH = BACKEND == "torch"
+#: ``model.compile(jit_compile=...)`` for a compiled fit: XLA on TensorFlow, ``jax.jit`` on JAX; on PyTorch
+#: False, its trainer's default (``jit_compile=True`` there is ``torch.compile``: measured 90-380 s for one
+#: small model's fit on this 2-core CPU)
+JIT_COMPILE = not TORCH
 
 
 def x64():

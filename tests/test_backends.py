@@ -23,6 +23,7 @@ from keras_optreg import layers as L
 from keras_optreg.conformance.compare import assert_matches_spec
 from keras_optreg_spec import algorithms as A
 from keras_optreg_spec import printed
+from tests import backend as B
 from tests import stats
 
 BACKEND = keras.backend.backend()
@@ -77,7 +78,7 @@ def test_eq19_regularizers_on_this_backend(cls, spec_fn):
 def test_eq20_batchnorm_on_this_backend():
     x = np.random.default_rng(2).normal(3.0, 2.0, size=(6, 4, 4, 3)).astype(np.float32)
     layer = L.BatchNormalization(momentum=0.5)
-    y = np.asarray(layer(x, training=True))
+    y = keras.ops.convert_to_numpy(layer(x, training=True))
     assert_matches_spec(y, sc.eq20_batchnorm_normalize(x.astype(np.float64), epsilon=1e-3)[0], eq="eq20",
                     rtol=1e-5, atol=1e-5)
     moving = sc.batchnorm_moving_update(np.zeros(3), np.ones(3), x, momentum=0.5)
@@ -85,7 +86,7 @@ def test_eq20_batchnorm_on_this_backend():
     np.testing.assert_allclose(np.asarray(layer.moving_variance), moving[1], rtol=1e-5)
     mean, var = np.asarray(layer.moving_mean), np.asarray(layer.moving_variance)
     want = (x - mean) / np.sqrt(var + 1e-3)
-    np.testing.assert_allclose(np.asarray(layer(x, training=False)), want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x, training=False)), want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.spec("eq18")
@@ -122,7 +123,7 @@ def test_fit_and_keras_round_trip_on_this_backend(opt, tmp_path):
     optimizer = {"adam": lambda: ko.Adam(schedule), "sgd": lambda: ko.SGD(schedule, momentum=0.9),
                  "rmsprop": lambda: ko.RMSprop(schedule, momentum=0.5), "adagrad": lambda: ko.Adagrad(0.1)}[opt]()
     model = _model()
-    model.compile(optimizer=optimizer, loss="mse", jit_compile=True)
+    model.compile(optimizer=optimizer, loss="mse", jit_compile=B.JIT_COMPILE)
     before = model.evaluate(x, y, verbose=0)
     model.fit(x, y, epochs=5, batch_size=16, verbose=0, shuffle=False)
     after = model.evaluate(x, y, verbose=0)

@@ -141,7 +141,7 @@ def test_eq18_adam_differs_from_keras_epsilon_hat_form():
     ours, theirs = keras_optreg.Adam(0.1, epsilon=1e-6), keras.optimizers.Adam(0.1, epsilon=1e-6)
     a, b = keras.Variable(np.zeros(1, np.float32)), keras.Variable(np.zeros(1, np.float32))
     ours.apply([g], [a])
-    theirs.apply([g], [b])
+    theirs.apply([keras.ops.convert_to_tensor(g)], [b])  # Keras' torch Adam takes tensors only
     want = A.alg_adam_step(np.zeros(1), 0.0, 0.0, 0, g, 0.1, 0.9, 0.999, 1e-6)[0]
     assert_matches_spec(a.numpy(), want, eq="eq18", rtol=1e-4)
     assert not np.allclose(b.numpy(), want, rtol=1e-2)
@@ -213,7 +213,7 @@ def test_eq12_rmsprop_momentum_is_nesterov_not_keras_classical_momentum():
     a, b = keras.Variable(np.zeros(2, np.float32)), keras.Variable(np.zeros(2, np.float32))
     for _ in range(3):
         ours.apply([g], [a])
-        theirs.apply([g], [b])
+        theirs.apply([keras.ops.convert_to_tensor(g)], [b])  # Keras' torch RMSprop takes tensors only
     assert not np.allclose(a.numpy(), b.numpy(), rtol=1e-2)
     plain = keras_optreg.RMSprop(momentum=0.0)
     plain.build([keras.Variable(np.zeros(2, np.float32))])

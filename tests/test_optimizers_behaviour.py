@@ -129,7 +129,7 @@ def test_schedule_inside_optimizer_serializes():
 def test_model_fit_jit_compile_on_a_small_mlp(make):
     x, y = DATA
     m = _model(make())
-    m.compile(m.optimizer, loss="mse", jit_compile=True)
+    m.compile(m.optimizer, loss="mse", jit_compile=B.JIT_COMPILE)
     h = m.fit(x, y, batch_size=8, epochs=5, shuffle=False, verbose=0)
     assert h.history["loss"][-1] < h.history["loss"][0]
     assert int(m.optimizer.iterations.numpy()) == 20
