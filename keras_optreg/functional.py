@@ -10,7 +10,9 @@ The lecture's snippet, line for line::
 ``weights`` and ``grads`` are any nested structure (lists, tuples, dicts) of float tensors.
 Everything is pure: the state is a dict of tensors (``count`` = steps taken, plus one slot tree
 per state variable, named as the Keras optimizers' slots), nothing is hidden, so ``update``
-compiles with ``tf.function(jit_compile=True)``. ``learning_rate`` is a float or a callable of
+compiles on every backend: ``tf.function(jit_compile=True)``, ``jax.jit`` (also through ``jax.grad`` of a
+loss) and ``torch.compile(fullgraph=True)`` (no graph break; Inductor), each traced once (tests/test_functional.py).
+``learning_rate`` is a float or a callable of
 the step (``count`` before the step, as Keras passes ``iterations``), e.g. ``keras_optreg.LinearDecay``.
 The rules are ``keras_optreg._math.optim`` (eqs. 4-18, GBC16 Alg. 8.1-8.7); see there for the
 equations.
