@@ -17,7 +17,7 @@ def _events(log_dir):
 
 
 def histograms(log_dir):
-    """Every histogram under ``log_dir`` as ``[(tag, step, [(left, right, count), ...]), ...]``, in the order written."""
+    """Every histogram under ``log_dir``: ``[(tag, step, [(left, right, count), ...]), ...]``, in the order written."""
     return [(v.tag, event.step, [tuple(row) for row in tensor_util.make_ndarray(v.tensor)])
             for event in _events(log_dir) for v in event.summary.value
             if v.metadata.plugin_data.plugin_name == "histograms"]

@@ -4,19 +4,32 @@ The value is compared with the float64 norm of the gradient the test handed over
 float32 sum of n squares has a relative error of at most n u (Higham, *Accuracy and Stability of
 Numerical Algorithms*, 2002, eq. 4.4; u = 2^-24), the squares and the root add 2u, and the float32
 inputs are exact: ``rtol = (n + 2) u``.
+
+Every backend: the step eager, and compiled as the backend's trainer compiles it (``tests.gradients.
+compiled_apply``: XLA on TensorFlow, ``jax.jit`` of ``stateless_apply`` on JAX, eager on PyTorch);
+``tf.function`` graphs, ``tf.train.Checkpoint`` and ``IndexedSlices`` are TensorFlow's (marked).
 """
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from keras import ops
 
 import keras_optreg
-from keras_optreg import _fused
+from tests.backend import JAX, TENSORFLOW, TORCH, jit
+from tests.gradients import compiled_apply, loss_gradients, numpy
 
 U = 2.0 ** -24
+# keras_optreg._fused.MIN_SIZE: the fused kernel's threshold (TensorFlow only; elsewhere every variable is op by op)
+MIN_SIZE = 4096
+if TENSORFLOW:
+    from keras_optreg import _fused
+
+    assert _fused.MIN_SIZE == MIN_SIZE
 MAKERS = {
     "sgd": lambda **k: keras_optreg.SGD(0.05, **k),
     "momentum": lambda **k: keras_optreg.SGD(0.05, momentum=0.9, **k),
@@ -29,7 +42,7 @@ MAKERS = {
 RNG = np.random.default_rng(14)
 # one variable below _fused.MIN_SIZE (op by op), one above (the fused kernel)
 SHAPES = [(3, 5), (64, 80)]
-assert np.prod(SHAPES[0]) < _fused.MIN_SIZE <= np.prod(SHAPES[1])
+assert np.prod(SHAPES[0]) < MIN_SIZE <= np.prod(SHAPES[1])
 STEPS = [[RNG.normal(size=s).astype(np.float32) * 10.0 ** k for s in SHAPES] for k in (-2, 0, 1, 3)]
 
 
@@ -39,30 +52,46 @@ def norm64(grads):
 
 def assert_norm(opt, grads):
     n = sum(np.size(g) for g in grads)
-    np.testing.assert_allclose(float(opt.gradient_norm.numpy()), norm64(grads), rtol=(n + 2) * U)
+    np.testing.assert_allclose(float(numpy(opt.gradient_norm)), norm64(grads), rtol=(n + 2) * U)
+
+
+def _tensors(grads):
+    return [ops.convert_to_tensor(g) for g in grads]
 
 
 def _stepper(opt, variables, mode):
+    """``grads -> None`` applying one step: eager, a tf.function graph (TensorFlow), or compiled (``xla``)."""
+    if mode == "xla":
+        return compiled_apply(opt, variables)
+
     def step(grads):
         opt.apply(grads, variables)
 
-    return step if mode == "eager" else tf.function(step, jit_compile=mode == "xla")
+    if mode == "graph":
+        import tensorflow as tf
+
+        return tf.function(step)
+    return step
 
 
-@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+GRAPH = pytest.param("graph", marks=pytest.mark.tensorflow_only("tf.function graphs are TensorFlow's"))
+MODES = ["eager", GRAPH, "xla"]
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("kind", list(MAKERS))
 def test_gradient_norm_is_the_global_norm_of_each_step(kind, mode):
     opt = MAKERS[kind]()
     variables = [keras.Variable(np.zeros(s, np.float32)) for s in SHAPES]
-    assert np.isnan(opt.gradient_norm.numpy())  # before the first step
+    assert np.isnan(numpy(opt.gradient_norm))  # before the first step
     step = _stepper(opt, variables, mode)
     for grads in STEPS:
-        step([tf.constant(g) for g in grads])
+        step(_tensors(grads))
         assert_norm(opt, grads)
     assert opt.gradient_norm.dtype == "float32" and opt.gradient_norm.shape == ()
 
 
-@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("options", [{}, {"clipnorm": 1.0}, {"nonfinite": "skip"}], ids=["plain", "clipnorm", "skip"])
 def test_without_tracking_the_norm_stays_nan_and_the_step_is_the_same(options, mode):
     """``track_gradient_norm=False``: no step writes ``gradient_norm`` (it stays NaN) and the variables
@@ -73,25 +102,48 @@ def test_without_tracking_the_norm_stays_nan_and_the_step_is_the_same(options, m
         variables = [keras.Variable(np.zeros(s, np.float32)) for s in SHAPES]
         step = _stepper(opt, variables, mode)
         for grads in STEPS:
-            step([tf.constant(g) for g in grads])
-        runs.append([v.numpy() for v in variables])
-        assert np.isnan(opt.gradient_norm.numpy()) != track
+            step(_tensors(grads))
+        runs.append([numpy(v) for v in variables])
+        assert np.isnan(numpy(opt.gradient_norm)) != track
         assert opt.get_config()["track_gradient_norm"] is track
         assert type(opt).from_config(opt.get_config()).track_gradient_norm is track
     for tracked, untracked in zip(*runs, strict=True):
         np.testing.assert_array_equal(tracked, untracked)
 
 
-def test_gradient_norm_is_read_only_and_outside_the_weights_layout(tmp_path):
-    opt = keras_optreg.Adam()
+def _layout(variables):
+    return [(v.path.split("/", 1)[1], tuple(v.shape), keras.backend.standardize_dtype(v.dtype)) for v in variables]
+
+
+@pytest.mark.parametrize("track", [True, False])
+def test_gradient_norm_is_read_only_and_outside_the_saved_layout(track):
+    """``variables`` is the Keras twin's layout; on JAX (tracked) ``gradient_norm`` comes last in it, because Keras'
+    JAX trainer steps ``variables`` only; on every backend ``save_own_variables`` writes the twin's layout."""
+    opt = keras_optreg.Adam(track_gradient_norm=track)
     twin = keras.optimizers.Adam()
     variables = [keras.Variable(np.zeros(s, np.float32)) for s in SHAPES]
     opt.build(variables)
     twin.build(variables)
-    assert all(v is not opt.gradient_norm for v in opt.variables)
-    assert len(opt.variables) == len(twin.variables)
+    extra = [("gradient_norm", (), "float32")] if JAX and track else []
+    assert _layout(opt.variables) == _layout(twin.variables) + extra
+    assert (opt.variables[-1] is opt.gradient_norm) == bool(extra)
     with pytest.raises(AttributeError):
         opt.gradient_norm = 0.0
+    opt.apply(_tensors(STEPS[0]), variables)
+    assert np.isfinite(numpy(opt.gradient_norm)) == track
+    ours, theirs = {}, {}
+    opt.save_own_variables(ours)
+    twin.save_own_variables(theirs)
+    assert sorted(ours) == sorted(theirs)
+    assert [np.shape(ours[k]) for k in sorted(ours)] == [np.shape(theirs[k]) for k in sorted(theirs)]
+
+
+@pytest.mark.tensorflow_only("tf.train.Checkpoint is TensorFlow's")
+def test_gradient_norm_is_not_in_a_tensorflow_checkpoint(tmp_path):
+    import tensorflow as tf
+
+    opt = keras_optreg.Adam()
+    variables = [keras.Variable(np.zeros(s, np.float32)) for s in SHAPES]
     opt.apply([tf.constant(g) for g in STEPS[0]], variables)
     assert np.isfinite(opt.gradient_norm.numpy())
     path = tf.train.Checkpoint(optimizer=opt).write(str(tmp_path / "ckpt"))
@@ -103,11 +155,22 @@ def test_gradient_norm_is_not_saved_in_keras_files(tmp_path):
     model.compile(keras_optreg.Adam(0.01), loss="mse")
     x, y = RNG.normal(size=(8, 4)).astype(np.float32), RNG.normal(size=(8, 2)).astype(np.float32)
     model.fit(x, y, verbose=0)
-    assert np.isfinite(model.optimizer.gradient_norm.numpy())
+    assert np.isfinite(numpy(model.optimizer.gradient_norm))  # written by fit (on JAX: its stateless, jitted step)
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     loaded.optimizer.build(loaded.trainable_variables)
-    assert np.isnan(loaded.optimizer.gradient_norm.numpy())  # a fresh optimizer: no step applied yet
+    assert np.isnan(numpy(loaded.optimizer.gradient_norm))  # a fresh optimizer: no step applied yet
+    for a, b in zip(loaded.optimizer.variables, model.optimizer.variables, strict=True):
+        if b is not model.optimizer.gradient_norm:
+            np.testing.assert_array_equal(numpy(a), numpy(b), err_msg=b.path)  # every saved variable restored
+    # the file's optimizer state is the Keras twin's layout: a Keras Adam loads it without a warning
+    twin = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    twin.compile(keras.optimizers.Adam(0.01), loss="mse")
+    twin.optimizer.build(twin.trainable_variables)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        twin.load_weights(tmp_path / "m.keras")
+    np.testing.assert_array_equal(numpy(twin.optimizer.iterations), numpy(model.optimizer.iterations))
 
 
 @pytest.mark.parametrize("clip", [{"clipnorm": 0.1}, {"global_clipnorm": 0.1}, {"clipvalue": 0.01}])
@@ -117,28 +180,28 @@ def test_gradient_norm_is_taken_before_clipping(clip, mode):
     variables = [keras.Variable(np.zeros(s, np.float32)) for s in SHAPES]
     step = _stepper(opt, variables, mode)
     grads = STEPS[1]
-    step([tf.constant(g) for g in grads])
+    step(_tensors(grads))
     assert_norm(opt, grads)
     # the step itself was clipped: the variables moved by far less than the gradient
-    moved = norm64([v.numpy() for v in variables])
+    moved = norm64([numpy(v) for v in variables])
     assert moved < 0.2 * norm64(grads)
 
 
-@pytest.mark.parametrize("mode", ["eager", "graph", "xla"])
+@pytest.mark.parametrize("mode", MODES)
 def test_gradient_norm_under_accumulation_is_the_averaged_gradient_of_the_real_step(mode):
     opt = keras_optreg.Adam(0.01, gradient_accumulation_steps=2)
     variables = [keras.Variable(np.zeros(s, np.float32)) for s in SHAPES]
     step = _stepper(opt, variables, mode)
-    step([tf.constant(g) for g in STEPS[0]])
-    assert np.isnan(opt.gradient_norm.numpy())  # a micro-batch: no optimizer step yet
-    step([tf.constant(g) for g in STEPS[1]])
+    step(_tensors(STEPS[0]))
+    assert np.isnan(numpy(opt.gradient_norm))  # a micro-batch: no optimizer step yet
+    step(_tensors(STEPS[1]))
     mean = [(a + b) / 2 for a, b in zip(STEPS[0], STEPS[1], strict=True)]
     # (a + b) / 2 in float32 rounds each element once more (u): 2 more u in the norm
-    np.testing.assert_allclose(float(opt.gradient_norm.numpy()), norm64(mean),
+    np.testing.assert_allclose(float(numpy(opt.gradient_norm)), norm64(mean),
                                rtol=(sum(np.size(g) for g in mean) + 4) * U)
-    before = float(opt.gradient_norm.numpy())
-    step([tf.constant(g) for g in STEPS[3]])
-    assert float(opt.gradient_norm.numpy()) == before  # the next micro-batch leaves it unchanged
+    before = float(numpy(opt.gradient_norm))
+    step(_tensors(STEPS[3]))
+    assert float(numpy(opt.gradient_norm)) == before  # the next micro-batch leaves it unchanged
 
 
 def test_gradient_norm_is_unscaled_under_loss_scaling():
@@ -148,12 +211,15 @@ def test_gradient_norm_is_unscaled_under_loss_scaling():
         outer = opt if opt is not None else keras.optimizers.LossScaleOptimizer(inner, initial_scale=scale)
         reporter = opt if opt is not None else inner
         variables = [keras.Variable(np.zeros(s, np.float32)) for s in SHAPES]
-        outer.apply([tf.constant(g * np.float32(scale)) for g in grads], variables)
+        outer.apply(_tensors([g * np.float32(scale) for g in grads]), variables)
         # scaling by a power of two is exact: the unscaled norm is that of the given gradients
         assert_norm(reporter, grads)
 
 
+@pytest.mark.tensorflow_only("IndexedSlices: an Embedding's sparse gradient is TensorFlow's")
 def test_gradient_norm_of_a_sparse_gradient_with_repeated_rows_is_the_dense_norm():
+    import tensorflow as tf
+
     for rows in (6, 1000):  # a table below and one above _fused.MIN_SIZE (16 columns)
         table = keras.Variable(np.zeros((rows, 16), np.float32))
         values = RNG.normal(size=(4, 16)).astype(np.float32)
@@ -169,33 +235,33 @@ def test_gradient_norm_of_float16_gradients_does_not_overflow():
     """300^2 overflows float16 (max 65504): the squares are summed in float32."""
     var = keras.Variable(np.zeros(4, np.float16))
     opt = keras_optreg.SGD(1e-3)
-    opt.apply([tf.constant([300.0, -300.0, 1.0, 0.0], tf.float16)], [var])
-    np.testing.assert_allclose(float(opt.gradient_norm.numpy()), np.sqrt(2 * 300.0**2 + 1.0), rtol=4 * U)
+    opt.apply([ops.convert_to_tensor(np.array([300.0, -300.0, 1.0, 0.0], np.float16))], [var])
+    np.testing.assert_allclose(float(numpy(opt.gradient_norm)), np.sqrt(2 * 300.0**2 + 1.0), rtol=4 * U)
 
 
 @pytest.mark.parametrize("nonfinite", ["propagate", "skip"])
 def test_gradient_norm_of_a_nonfinite_gradient_is_nan(nonfinite):
     opt = keras_optreg.Adam(nonfinite=nonfinite)
     var = keras.Variable(np.zeros(3, np.float32))
-    opt.apply([tf.constant([1.0, np.nan, 0.0])], [var])
-    assert np.isnan(opt.gradient_norm.numpy())
-    opt.apply([tf.constant([3.0, 4.0, 0.0])], [var])
-    assert float(opt.gradient_norm.numpy()) == 5.0
+    opt.apply(_tensors([np.array([1.0, np.nan, 0.0], np.float32)]), [var])
+    assert np.isnan(numpy(opt.gradient_norm))
+    opt.apply(_tensors([np.array([3.0, 4.0, 0.0], np.float32)]), [var])
+    assert float(numpy(opt.gradient_norm)) == 5.0
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("jit_compile", [False, not TORCH])  # True on PyTorch would be torch.compile (Dynamo)
 def test_gradient_norm_in_model_fit_is_the_last_batch_gradient(jit_compile):
+    """Issue 16: under JAX's fit (stateless_apply, jitted or not) the norm stayed NaN: it was outside `variables`."""
     x = RNG.normal(size=(16, 4)).astype(np.float32)
     y = RNG.normal(size=(16, 1)).astype(np.float32)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(keras_optreg.SGD(0.01), loss="mse", jit_compile=jit_compile)
     model.fit(x[:8], y[:8], batch_size=8, verbose=0)
-    with tf.GradientTape() as tape:  # the gradient of the next (last) batch, at the weights it starts from
-        loss = keras.losses.MeanSquaredError()(y[8:], model(x[8:]))
-    grads = tape.gradient(loss, model.trainable_variables)
+    # the gradient of the next (last) batch, at the weights it starts from
+    grads = loss_gradients(model, lambda predict: keras.losses.MeanSquaredError()(y[8:], predict(x[8:])))
     model.fit(x[8:], y[8:], batch_size=8, verbose=0)
     # the model's forward pass in fit and here differ by float32 rounding of the matmul (4 terms): 8 u per element
-    np.testing.assert_allclose(float(model.optimizer.gradient_norm.numpy()), norm64(grads), rtol=16 * U * 5)
+    np.testing.assert_allclose(float(numpy(model.optimizer.gradient_norm)), norm64(grads), rtol=16 * U * 5)
 
 
 @pytest.mark.parametrize("n", [1, 4095, 8192, 8193, 16 * 8192 + 5, 300_007])
@@ -207,11 +273,12 @@ def test_sum_of_squares_equals_the_float64_sum_within_its_derived_bound(n, mode)
     from keras_optreg._math import optim as M
 
     g = RNG.normal(size=n).astype(np.float32)
-    f = M.sum_of_squares if mode == "eager" else tf.function(M.sum_of_squares, jit_compile=True)
+    f = M.sum_of_squares if mode == "eager" else jit(M.sum_of_squares)
     levels = int(np.ceil(np.log(max(n / M.SUM_STOP, 1.0)) / np.log(M.SUM_BLOCK)))
     bound = (32 * levels + M.SUM_STOP + 1) * U
     want = float(np.sum(g.astype(np.float64) ** 2))
-    np.testing.assert_allclose(float(f(tf.constant(g))), want, rtol=bound)
+    np.testing.assert_allclose(float(numpy(f(ops.convert_to_tensor(g)))), want, rtol=bound)
     # the blocked form sums every element once: dropping the leftover of a level would miss this
     g[-1] = 1e3
-    np.testing.assert_allclose(float(f(tf.constant(g))), float(np.sum(g.astype(np.float64) ** 2)), rtol=bound)
+    np.testing.assert_allclose(float(numpy(f(ops.convert_to_tensor(g)))), float(np.sum(g.astype(np.float64) ** 2)),
+                               rtol=bound)
