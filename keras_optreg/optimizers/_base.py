@@ -112,7 +112,10 @@ class _Optimizer(keras.optimizers.Optimizer):
         and no step computes it. On JAX (tracked) it is the last of ``variables`` once built: Keras'
         JAX ``fit`` runs ``stateless_apply`` on ``variables`` alone, and a Variable outside them would
         lose what the jitted step wrote; ``save_own_variables`` / ``load_own_variables`` leave it out,
-        so files keep the twin's layout there too.
+        so files keep the twin's layout there too, except under Keras' ``LossScaleOptimizer``, which
+        saves its inner optimizer's ``variables`` itself: on JAX its store has one entry more than
+        the twin's (Keras skips loading a twin's state into it, with its "Skipping variable loading"
+        warning).
         """
         return self._gradient_norm.variable
 
