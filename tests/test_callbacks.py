@@ -1,8 +1,8 @@
 """OptimizerMonitor: its event files read back and checked against what the optimizer did.
 
 Tests of eqs. (4) and (6) here check the logged rate and gradient norm against the schedule and a
-gradient from the backend's autodiff (``tests.gradients``; plain SGD: :math:`\\Delta\\theta = -\\epsilon g`,
-eq. 4). The wrapper that gives other optimizers a ``gradient_norm`` is tested in
+gradient from the backend's autodiff (``tests.backend.value_and_grad``; plain SGD:
+:math:`\\Delta\\theta = -\\epsilon g`, eq. 4). The wrapper that gives other optimizers a ``gradient_norm`` is tested in
 ``tests/test_gradient_norm_optimizer.py``. Every test runs on every backend, except those of the
 ``tf.summary`` writer's interplay with Keras' ``TensorBoard`` callback (TensorFlow only, marked).
 """
@@ -27,9 +27,8 @@ from keras_optreg.callbacks import GradientNormOptimizer, OptimizerMonitor
 from keras_optreg.callbacks import _events as E
 from keras_optreg.demo.report import best_epoch
 from keras_optreg_spec import printed, unnumbered
-from tests.backend import BACKEND, TORCH
+from tests.backend import BACKEND, TORCH, value_and_grad
 from tests.events import histograms, read_points, read_scalars, read_tags, read_with_tensorboard
-from tests.gradients import loss_gradients, numpy
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 N, BATCH = 64, 16  # 4 steps per epoch
@@ -39,6 +38,16 @@ JIT = not TORCH
 STEPS_PER_EXECUTION = "Keras' PyTorch trainer takes steps_per_execution=1 only (a ValueError in compile)"
 TENSORBOARD_CALLBACK = "tf.summary.record_if: the recording condition Keras' TensorBoard callback sets is TensorFlow's"
 PER_STEP = ("optimizer/learning_rate", "optimizer/gradient_norm", "optimizer/update_norm")
+
+
+def numpy(x):
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def loss_gradients(model, loss):
+    """The float64 gradients of ``loss(predict)``, ``predict(x)`` the model's training-mode forward pass."""
+    _, grads = value_and_grad(lambda: loss(lambda x: model(x, training=True)), model.trainable_variables)
+    return [numpy(g).astype(np.float64) for g in grads]
 
 
 def _data(seed=0):

@@ -1,6 +1,6 @@
 """GradientNormOptimizer: a Keras optimizer wrapped trains exactly as unwrapped and records the global gradient norm.
 
-The recorded value is checked against the norm of the backend's autodiff gradient (``tests.gradients``;
+The recorded value is checked against the norm of the backend's autodiff gradient (``tests.backend``;
 eq. 4's :math:`g`); the trajectory against the unwrapped optimizer's, bit for bit (the wrapper passes
 the same gradients on). Every backend; sparse ``IndexedSlices`` gradients are TensorFlow's (marked).
 """
@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from keras_optreg.callbacks import GradientNormOptimizer
-from tests.backend import JAX, TORCH
-from tests.gradients import compiled_apply, loss_gradients, numpy
+from tests.backend import JAX, MODES, TORCH, stepper, value_and_grad
 
 N, BATCH = 48, 16
 JIT = not TORCH  # model.compile(jit_compile=True) is XLA on TensorFlow and JAX, torch.compile (Dynamo) on PyTorch
@@ -43,8 +42,15 @@ def _fit(model, epochs=2):
     return [numpy(v) for v in model.trainable_variables]
 
 
-def _mse(x, y):
-    return lambda predict: keras.losses.MeanSquaredError()(y, predict(x))
+def numpy(x):
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def _gradients(model, x, y):
+    """The float64 gradient of the MSE on (x, y) with respect to the model's trainable variables (autodiff)."""
+    _, grads = value_and_grad(lambda: keras.losses.MeanSquaredError()(y, model(x, training=True)),
+                              model.trainable_variables)
+    return [numpy(g).astype(np.float64) for g in grads]
 
 
 @pytest.mark.parametrize("jit_compile", [False, JIT])
@@ -66,8 +72,8 @@ def test_gradient_norm_optimizer_records_the_norm_before_clipping():
     # the weights layout is the inner optimizer's; on JAX the unsaved norm rides along last (stateless_apply)
     assert optimizer.variables == optimizer.inner_optimizer.variables + ([optimizer.gradient_norm] if JAX else [])
     assert np.isnan(numpy(optimizer.gradient_norm))  # NaN before the first step
-    grads = loss_gradients(model, _mse(x, y))
-    compiled_apply(optimizer, model.trainable_variables)([keras.ops.convert_to_tensor(g, "float32") for g in grads])
+    grads = _gradients(model, x, y)
+    stepper(optimizer, model.trainable_variables, MODES[-1])([keras.ops.convert_to_tensor(g, "float32") for g in grads])
     want = _norm(grads)
     assert want > 1.0 and float(numpy(optimizer.gradient_norm)) == pytest.approx(want, rel=1e-6)
     moved = np.sqrt(sum(np.sum((numpy(v) - b) ** 2) for v, b in zip(model.trainable_variables, before, strict=True)))
@@ -105,7 +111,7 @@ def test_gradient_norm_optimizer_moves_the_inner_loss_scale_factor_and_records_t
     x, y = _data()
     model = _model(GradientNormOptimizer(keras.optimizers.SGD(0.05, loss_scale_factor=1024.0)))
     assert model.optimizer.loss_scale_factor == 1024.0 and model.optimizer.inner_optimizer.loss_scale_factor is None
-    want = _norm(loss_gradients(model, _mse(x[:BATCH], y[:BATCH])))
+    want = _norm(_gradients(model, x[:BATCH], y[:BATCH]))
     model.fit(x[:BATCH], y[:BATCH], batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
     assert float(numpy(model.optimizer.gradient_norm)) == pytest.approx(want, rel=1e-5)
     # and it trains as the unwrapped optimizer with the same factor

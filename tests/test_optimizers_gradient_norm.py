@@ -5,9 +5,9 @@ float32 sum of n squares has a relative error of at most n u (Higham, *Accuracy 
 Numerical Algorithms*, 2002, eq. 4.4; u = 2^-24), the squares and the root add 2u, and the float32
 inputs are exact: ``rtol = (n + 2) u``.
 
-Every backend: the step eager, and compiled as the backend's trainer compiles it (``tests.gradients.
-compiled_apply``: XLA on TensorFlow, ``jax.jit`` of ``stateless_apply`` on JAX, eager on PyTorch);
-``tf.function`` graphs, ``tf.train.Checkpoint`` and ``IndexedSlices`` are TensorFlow's (marked).
+Every backend, the step in each of the backend's modes (``tests.backend.MODES``/``stepper``: eager,
+graph and XLA on TensorFlow, eager and ``jax.jit`` of ``stateless_apply`` on JAX, eager on PyTorch);
+``tf.train.Checkpoint`` and ``IndexedSlices`` are TensorFlow's (marked).
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ import pytest
 from keras import ops
 
 import keras_optreg
-from tests.backend import JAX, TENSORFLOW, TORCH, jit
-from tests.gradients import compiled_apply, loss_gradients, numpy
+from tests.backend import JAX, MODES, TENSORFLOW, TORCH, jit, stepper, value_and_grad
 
 U = 2.0 ** -24
 # keras_optreg._fused.MIN_SIZE: the fused kernel's threshold (TensorFlow only; elsewhere every variable is op by op)
@@ -55,27 +54,15 @@ def assert_norm(opt, grads):
     np.testing.assert_allclose(float(numpy(opt.gradient_norm)), norm64(grads), rtol=(n + 2) * U)
 
 
+def numpy(x):
+    return np.asarray(ops.convert_to_numpy(x))
+
+
 def _tensors(grads):
     return [ops.convert_to_tensor(g) for g in grads]
 
 
-def _stepper(opt, variables, mode):
-    """``grads -> None`` applying one step: eager, a tf.function graph (TensorFlow), or compiled (``xla``)."""
-    if mode == "xla":
-        return compiled_apply(opt, variables)
-
-    def step(grads):
-        opt.apply(grads, variables)
-
-    if mode == "graph":
-        import tensorflow as tf
-
-        return tf.function(step)
-    return step
-
-
-GRAPH = pytest.param("graph", marks=pytest.mark.tensorflow_only("tf.function graphs are TensorFlow's"))
-MODES = ["eager", GRAPH, "xla"]
+COMPILED = MODES[-1]  # XLA on TensorFlow, jax.jit on JAX, eager on PyTorch
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -84,7 +71,7 @@ def test_gradient_norm_is_the_global_norm_of_each_step(kind, mode):
     opt = MAKERS[kind]()
     variables = [keras.Variable(np.zeros(s, np.float32)) for s in SHAPES]
     assert np.isnan(numpy(opt.gradient_norm))  # before the first step
-    step = _stepper(opt, variables, mode)
+    step = stepper(opt, variables, mode)
     for grads in STEPS:
         step(_tensors(grads))
         assert_norm(opt, grads)
@@ -100,7 +87,7 @@ def test_without_tracking_the_norm_stays_nan_and_the_step_is_the_same(options, m
     for track in (True, False):
         opt = MAKERS["adam"](track_gradient_norm=track, **options)
         variables = [keras.Variable(np.zeros(s, np.float32)) for s in SHAPES]
-        step = _stepper(opt, variables, mode)
+        step = stepper(opt, variables, mode)
         for grads in STEPS:
             step(_tensors(grads))
         runs.append([numpy(v) for v in variables])
@@ -187,11 +174,11 @@ def test_gradient_norm_is_not_saved_in_keras_files(tmp_path):
 
 
 @pytest.mark.parametrize("clip", [{"clipnorm": 0.1}, {"global_clipnorm": 0.1}, {"clipvalue": 0.01}])
-@pytest.mark.parametrize("mode", ["eager", "xla"])
+@pytest.mark.parametrize("mode", sorted({"eager", COMPILED}))
 def test_gradient_norm_is_taken_before_clipping(clip, mode):
     opt = keras_optreg.SGD(1.0, **clip)
     variables = [keras.Variable(np.zeros(s, np.float32)) for s in SHAPES]
-    step = _stepper(opt, variables, mode)
+    step = stepper(opt, variables, mode)
     grads = STEPS[1]
     step(_tensors(grads))
     assert_norm(opt, grads)
@@ -204,7 +191,7 @@ def test_gradient_norm_is_taken_before_clipping(clip, mode):
 def test_gradient_norm_under_accumulation_is_the_averaged_gradient_of_the_real_step(mode):
     opt = keras_optreg.Adam(0.01, gradient_accumulation_steps=2)
     variables = [keras.Variable(np.zeros(s, np.float32)) for s in SHAPES]
-    step = _stepper(opt, variables, mode)
+    step = stepper(opt, variables, mode)
     step(_tensors(STEPS[0]))
     assert np.isnan(numpy(opt.gradient_norm))  # a micro-batch: no optimizer step yet
     step(_tensors(STEPS[1]))
@@ -226,7 +213,7 @@ def test_gradient_norm_is_unscaled_under_loss_scaling():
         outer = opt if opt is not None else keras.optimizers.LossScaleOptimizer(inner, initial_scale=scale)
         reporter = opt if opt is not None else inner
         variables = [keras.Variable(np.zeros(s, np.float32)) for s in SHAPES]
-        step = compiled_apply(outer, variables) if JAX else (lambda g, o=outer, v=variables: o.apply(g, v))
+        step = stepper(outer, variables, "jit" if JAX else "eager")
         step(_tensors([g * np.float32(scale) for g in grads]))
         # scaling by a power of two is exact: the unscaled norm is that of the given gradients
         assert_norm(reporter, grads)
@@ -274,14 +261,15 @@ def test_gradient_norm_in_model_fit_is_the_last_batch_gradient(jit_compile):
     model.compile(keras_optreg.SGD(0.01), loss="mse", jit_compile=jit_compile)
     model.fit(x[:8], y[:8], batch_size=8, verbose=0)
     # the gradient of the next (last) batch, at the weights it starts from
-    grads = loss_gradients(model, lambda predict: keras.losses.MeanSquaredError()(y[8:], predict(x[8:])))
+    _, grads = value_and_grad(lambda: keras.losses.MeanSquaredError()(y[8:], model(x[8:])), model.trainable_variables)
+    grads = [numpy(g) for g in grads]
     model.fit(x[8:], y[8:], batch_size=8, verbose=0)
     # the model's forward pass in fit and here differ by float32 rounding of the matmul (4 terms): 8 u per element
     np.testing.assert_allclose(float(numpy(model.optimizer.gradient_norm)), norm64(grads), rtol=16 * U * 5)
 
 
 @pytest.mark.parametrize("n", [1, 4095, 8192, 8193, 16 * 8192 + 5, 300_007])
-@pytest.mark.parametrize("mode", ["eager", "xla"])
+@pytest.mark.parametrize("mode", ["eager", "compiled"])
 def test_sum_of_squares_equals_the_float64_sum_within_its_derived_bound(n, mode):
     """``_math.optim.sum_of_squares`` (blocked pairwise summation): every term is positive, so each
     element's path of additions bounds the relative error (Higham 2002 sec. 4.2): L levels of 16 terms,
