@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import sys
 import tempfile
 
 import keras
@@ -29,6 +30,20 @@ def _fit_with(optimizer):
     model.compile(optimizer=optimizer, loss="mse")
     with tempfile.TemporaryDirectory() as tmp:
         model.fit(np.ones((4, 2)), np.ones((4, 1)), verbose=0, callbacks=[OptimizerMonitor(tmp)])
+
+
+def _without_writers():
+    """OptimizerMonitor where neither the tensorboard package nor TensorFlow can be imported (None in sys.modules)."""
+    names = ("tensorboard", "tensorboard.compat.proto.summary_pb2", "tensorflow")
+    saved = {m: sys.modules[m] for m in names if m in sys.modules}
+    sys.modules.update(dict.fromkeys(names))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            return OptimizerMonitor(tmp)
+    finally:
+        for m in names:
+            del sys.modules[m]
+        sys.modules.update(saved)
 
 
 def _accepted(monitor):
@@ -64,6 +79,8 @@ CASES = [
          ("histogram_freq", "True")),
     Case("callbacks/monitor-histogram_freq-float", lambda: OptimizerMonitor("x", histogram_freq=1.5), ValueError,
          ("histogram_freq", "1.5")),
+    Case("callbacks/monitor-without-tensorboard-or-tensorflow", _without_writers, ImportError,
+         ("pip install tensorboard", "TensorFlow", "KERAS_BACKEND=")),
     Case("callbacks/monitor-keras-optimizer-without-gradient_norm", lambda: _fit_with(keras.optimizers.Adam()),
          ValueError, ("GradientNormOptimizer", "optimizer=")),
     Case("callbacks/wrapper-inner-a-string", lambda: GradientNormOptimizer("adam"), TypeError,

@@ -1,18 +1,26 @@
-"""Read TensorBoard event files back: with TensorFlow's record reader, and with TensorBoard's own multiplexer."""
+"""Read TensorBoard event files back with TensorBoard's own readers: its event-file loader (each event as
+written) and its multiplexer (what its server loads). Neither needs TensorFlow (where it is installed,
+TensorBoard's loader uses its record reader, imported when a file is read, not by this module)."""
 
 from __future__ import annotations
 
 import pathlib
 
 import numpy as np
-import tensorflow as tf
-from tensorflow.core.util import event_pb2
+from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.util import tensor_util
 
 
 def _events(log_dir):
     for path in sorted(pathlib.Path(log_dir).rglob("events.out.tfevents.*")):
-        for record in tf.data.TFRecordDataset(str(path)):
-            yield event_pb2.Event.FromString(record.numpy())
+        yield from event_file_loader.LegacyEventFileLoader(str(path)).Load()
+
+
+def histograms(log_dir):
+    """Every histogram under ``log_dir``: ``[(tag, step, [(left, right, count), ...]), ...]``, in the order written."""
+    return [(v.tag, event.step, [tuple(row) for row in tensor_util.make_ndarray(v.tensor)])
+            for event in _events(log_dir) for v in event.summary.value
+            if v.metadata.plugin_data.plugin_name == "histograms"]
 
 
 def read_points(log_dir):
@@ -21,7 +29,7 @@ def read_points(log_dir):
     for event in _events(log_dir):
         for value in event.summary.value:
             if value.HasField("tensor"):
-                arr = tf.make_ndarray(value.tensor)
+                arr = tensor_util.make_ndarray(value.tensor)
                 if arr.ndim == 0 and arr.dtype.kind in "fiub":  # not the model config Keras writes as a string
                     out.setdefault(value.tag, []).append((event.step, float(arr)))
             elif value.HasField("simple_value"):
@@ -58,8 +66,9 @@ def read_with_tensorboard(log_dir):
         tags = {}
         for tag in content["tensors"]:
             plugin = mux.SummaryMetadata(run, tag).plugin_data.plugin_name
-            tags[tag] = (plugin, {e.step: (float(tf.make_ndarray(e.tensor_proto)) if plugin == "scalars"
-                                           else tf.make_ndarray(e.tensor_proto)) for e in mux.Tensors(run, tag)})
+            tags[tag] = (plugin, {e.step: (float(tensor_util.make_ndarray(e.tensor_proto)) if plugin == "scalars"
+                                           else tensor_util.make_ndarray(e.tensor_proto))
+                                  for e in mux.Tensors(run, tag)})
         out[run] = tags
     return out
 

@@ -1,29 +1,53 @@
 """OptimizerMonitor: its event files read back and checked against what the optimizer did.
 
 Tests of eqs. (4) and (6) here check the logged rate and gradient norm against the schedule and a
-``GradientTape`` gradient (plain SGD: :math:`\\Delta\\theta = -\\epsilon g`, eq. 4). The wrapper that
-gives other optimizers a ``gradient_norm`` is tested in ``tests/test_gradient_norm_optimizer.py``.
+gradient from the backend's autodiff (``tests.backend.value_and_grad``; plain SGD:
+:math:`\\Delta\\theta = -\\epsilon g`, eq. 4). The wrapper that gives other optimizers a ``gradient_norm`` is tested in
+``tests/test_gradient_norm_optimizer.py``. Every test runs on every backend, except those of the
+``tf.summary`` writer's interplay with Keras' ``TensorBoard`` callback (TensorFlow only, marked).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from hypothesis import given
 from hypothesis import strategies as st
 
 import keras_optreg
 from keras_optreg.callbacks import GradientNormOptimizer, OptimizerMonitor
+from keras_optreg.callbacks import _events as E
 from keras_optreg.demo.report import best_epoch
 from keras_optreg_spec import printed, unnumbered
-from tests.events import read_points, read_scalars, read_tags
+from tests.backend import BACKEND, TORCH, value_and_grad
+from tests.events import histograms, read_points, read_scalars, read_tags, read_with_tensorboard
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 N, BATCH = 64, 16  # 4 steps per epoch
+# model.compile(jit_compile=True): XLA on TensorFlow and JAX; on PyTorch it means torch.compile (Dynamo), not what
+# these tests are about (tests.backend.jit runs PyTorch eagerly for the same reason)
+JIT = not TORCH
+STEPS_PER_EXECUTION = "Keras' PyTorch trainer takes steps_per_execution=1 only (a ValueError in compile)"
+TENSORBOARD_CALLBACK = "tf.summary.record_if: the recording condition Keras' TensorBoard callback sets is TensorFlow's"
 PER_STEP = ("optimizer/learning_rate", "optimizer/gradient_norm", "optimizer/update_norm")
+
+
+def numpy(x):
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def loss_gradients(model, loss):
+    """The float64 gradients of ``loss(predict)``, ``predict(x)`` the model's training-mode forward pass."""
+    _, grads = value_and_grad(lambda: loss(lambda x: model(x, training=True)), model.trainable_variables)
+    return [numpy(g).astype(np.float64) for g in grads]
 
 
 def _data(seed=0):
@@ -71,10 +95,8 @@ def test_eq04_monitor_gradient_norm_and_update_ratio_match_the_first_sgd_step(tm
     lr = 0.05
     x, y = _data()
     model = _model(make(lr))
-    weights = [np.array(v) for v in model.trainable_variables]
-    with tf.GradientTape() as tape:
-        loss = keras.losses.MeanSquaredError()(y[:BATCH], model(x[:BATCH], training=True))
-    grads = [np.asarray(g, np.float64) for g in tape.gradient(loss, model.trainable_variables)]
+    weights = [numpy(v) for v in model.trainable_variables]
+    grads = loss_gradients(model, lambda predict: keras.losses.MeanSquaredError()(y[:BATCH], predict(x[:BATCH])))
     paths = [v.path for v in model.trainable_variables]
     scalars, _ = _fit(model, tmp_path, epochs=1, x=x, y=y)
     want = np.sqrt(sum(np.sum(g ** 2) for g in grads))
@@ -94,7 +116,7 @@ def test_monitor_counts_skipped_nonfinite_steps_only_where_the_optimizer_skips(t
     scalars, _ = _fit(model, tmp_path / "skip", epochs=2, x=x, y=y, validation=False)
     skipped = scalars["optimizer/skipped_steps"]
     assert [skipped[k] for k in range(1, 9)] == [0, 1, 1, 1, 1, 2, 2, 2]
-    assert skipped[8] == int(model.optimizer.skipped_steps.numpy())
+    assert skipped[8] == int(numpy(model.optimizer.skipped_steps))
     assert np.isnan(scalars["optimizer/gradient_norm"][2])
     assert scalars["optimizer/update_norm"][2] == 0.0 and scalars["optimizer/update_norm"][3] > 0.0
     for optimizer in (keras_optreg.SGD(0.05), GradientNormOptimizer(keras.optimizers.SGD(0.05))):
@@ -126,23 +148,9 @@ def test_monitor_writes_keras_runs_gap_and_histograms(tmp_path):
     tags = read_tags(tmp_path / "train")
     paths = [v.path for v in model.trainable_variables]
     assert {f"weights/{p}" for p in paths} | {f"updates/{p}" for p in paths} <= tags
-    hist = [e for e in _histograms(tmp_path / "train") if e[0] == f"weights/{paths[0]}"]
+    hist = [e for e in histograms(tmp_path / "train") if e[0] == f"weights/{paths[0]}"]
     assert [step for _, step, _ in hist] == [0, 2]  # epochs 0 and 2 of 3, histogram_freq=2
-    assert sum(c for _, _, c in hist[-1][2]) == model.trainable_variables[0].numpy().size
-
-
-def _histograms(log_dir):
-    import pathlib
-
-    from tensorflow.core.util import event_pb2
-    out = []
-    for path in sorted(pathlib.Path(log_dir).rglob("events.out.tfevents.*")):
-        for record in tf.data.TFRecordDataset(str(path)):
-            event = event_pb2.Event.FromString(record.numpy())
-            for v in event.summary.value:
-                if v.metadata.plugin_data.plugin_name == "histograms":
-                    out.append((v.tag, event.step, [tuple(r) for r in tf.make_ndarray(v.tensor)]))
-    return [(t, s, [(lo, hi, c) for lo, hi, c in rows]) for t, s, rows in out]
+    assert sum(c for _, _, c in hist[-1][2]) == numpy(model.trainable_variables[0]).size
 
 
 def test_monitor_never_replaces_optimizer_methods_even_when_fit_crashes(tmp_path):
@@ -191,15 +199,12 @@ def test_monitor_gradient_accumulation_one_point_per_optimizer_step_and_none_twi
     goes on from where the first stopped (``read_scalars`` fails on a step written twice)."""
     x, y = _data()
     model = _model(keras_optreg.SGD(0.05, gradient_accumulation_steps=4))
-    weights = [np.array(v) for v in model.trainable_variables]
-    with tf.GradientTape() as tape:  # the first step's gradient: the mean of 4 micro-batch gradients
-        losses = [keras.losses.MeanSquaredError()(y[i * BATCH:(i + 1) * BATCH], model(x[i * BATCH:(i + 1) * BATCH]))
-                  for i in range(4)]
-        loss = tf.add_n(losses) / 4
-    want = np.sqrt(sum(np.sum(np.asarray(g, np.float64) ** 2)
-                       for g in tape.gradient(loss, model.trainable_variables)))
-    for v, w in zip(model.trainable_variables, weights, strict=True):
-        v.assign(w)
+
+    def mean_loss(predict):  # the first step's gradient: the mean of 4 micro-batch gradients
+        mse = keras.losses.MeanSquaredError()
+        return sum(mse(y[i * BATCH:(i + 1) * BATCH], predict(x[i * BATCH:(i + 1) * BATCH])) for i in range(4)) / 4
+
+    want = np.sqrt(sum(np.sum(g ** 2) for g in loss_gradients(model, mean_loss)))
     monitor = OptimizerMonitor(tmp_path)
     for first in (0, 2):  # the second fit goes on at epoch 2, as Keras' epoch numbering expects
         model.fit(x, y, batch_size=BATCH, initial_epoch=first, epochs=first + 2, shuffle=False, verbose=0,
@@ -221,7 +226,7 @@ def test_monitor_step_numbers_equal_keras_tensorboard_in_a_first_fit(tmp_path):
 
 def test_monitor_step_numbers_where_keras_tensorboard_counts_otherwise(tmp_path):
     """Documented: Keras restarts its batch count at each fit (writing steps twice), counts micro-batches under
-    accumulation and executions under steps_per_execution; the monitor counts optimizer steps throughout."""
+    accumulation (and executions under steps_per_execution, the next test); the monitor counts optimizer steps."""
     def keras_batch_steps(log_dir):
         return [s for s, _ in read_points(log_dir / "train")["batch_loss"]]
 
@@ -234,17 +239,22 @@ def test_monitor_step_numbers_where_keras_tensorboard_counts_otherwise(tmp_path)
     assert keras_batch_steps(tmp_path / "k1") == [1, 2, 3, 4, 1, 2, 3, 4]
     assert sorted(read_scalars(tmp_path / "o1" / "train")["optimizer/gradient_norm"]) == list(range(1, 9))
 
-    model = _model(keras_optreg.SGD(0.05), steps_per_execution=2)
-    ours, _ = _fit(model, tmp_path / "o2", epochs=1, validation=False,
-                   callbacks=[keras.callbacks.TensorBoard(str(tmp_path / "k2"), update_freq=1)])
-    assert keras_batch_steps(tmp_path / "k2") == [1, 2] and sorted(ours["optimizer/gradient_norm"]) == [2, 4]
-
     model = _model(keras_optreg.SGD(0.05, gradient_accumulation_steps=2))
     ours, _ = _fit(model, tmp_path / "o3", epochs=1, validation=False,
                    callbacks=[keras.callbacks.TensorBoard(str(tmp_path / "k3"), update_freq=1)])
     assert keras_batch_steps(tmp_path / "k3") == [1, 2, 3, 4] and sorted(ours["optimizer/gradient_norm"]) == [1, 2]
 
 
+@pytest.mark.skipif(TORCH, reason=STEPS_PER_EXECUTION)
+def test_monitor_step_numbers_where_keras_tensorboard_counts_executions(tmp_path):
+    model = _model(keras_optreg.SGD(0.05), steps_per_execution=2)
+    ours, _ = _fit(model, tmp_path / "o2", epochs=1, validation=False,
+                   callbacks=[keras.callbacks.TensorBoard(str(tmp_path / "k2"), update_freq=1)])
+    keras_steps = [s for s, _ in read_points(tmp_path / "k2" / "train")["batch_loss"]]
+    assert keras_steps == [1, 2] and sorted(ours["optimizer/gradient_norm"]) == [2, 4]
+
+
+@pytest.mark.skipif(TORCH, reason=STEPS_PER_EXECUTION)
 def test_monitor_steps_per_execution_one_point_per_execution(tmp_path):
     """Issue 14: steps_per_execution > 1 was refused. With 3 steps per execution and 4 batches per epoch the
     executions end at steps 3, 4, 7, 8; the norm is the execution's last step's (the same trajectory run one
@@ -252,7 +262,7 @@ def test_monitor_steps_per_execution_one_point_per_execution(tmp_path):
     schedule = keras_optreg.LinearDecay(0.1, 0.01, decay_steps=8)
     one, _ = _fit(_model(keras_optreg.SGD(schedule)), tmp_path / "one", epochs=2, validation=False)
     model = _model(keras_optreg.SGD(schedule), steps_per_execution=3)
-    first = [np.array(v) for v in model.trainable_variables]
+    first = [numpy(v) for v in model.trainable_variables]
     ours, _ = _fit(model, tmp_path / "three", epochs=2, validation=False)
     assert sorted(ours["optimizer/gradient_norm"]) == [3, 4, 7, 8]
     for step, start in ((3, 0), (4, 3), (7, 4), (8, 7)):
@@ -264,6 +274,7 @@ def test_monitor_steps_per_execution_one_point_per_execution(tmp_path):
     assert all(np.isfinite(v) for v in first[0].ravel())
 
 
+@pytest.mark.tensorflow_only(TENSORBOARD_CALLBACK)
 @pytest.mark.parametrize("order", ["keras_first", "monitor_first"])
 def test_monitor_writes_whatever_keras_tensorboard_records(tmp_path, order):
     """Issue 14: Keras' TensorBoard(update_freq=4) sets the thread's record condition; the monitor wrote none of
@@ -280,6 +291,7 @@ def test_monitor_writes_whatever_keras_tensorboard_records(tmp_path, order):
     assert sorted(read_scalars(tmp_path / "keras" / "train")["batch_loss"]) == [4, 8]  # Keras' own choice holds
 
 
+@pytest.mark.tensorflow_only(TENSORBOARD_CALLBACK)
 def test_monitor_works_after_a_keras_tensorboard_crashed_mid_fit(tmp_path):
     """Issue 14: Keras' TensorBoard(update_freq=0) crashes in fit (ZeroDivisionError in its record condition) and
     leaves that condition set for the thread; later monitors failed with the same ZeroDivisionError."""
@@ -297,7 +309,7 @@ def test_monitor_works_after_a_keras_tensorboard_crashed_mid_fit(tmp_path):
 
 
 def test_monitor_works_with_an_xla_compiled_train_step(tmp_path):
-    model = _model(keras_optreg.SGD(0.05), jit_compile=True)
+    model = _model(keras_optreg.SGD(0.05), jit_compile=JIT)
     scalars, _ = _fit(model, tmp_path, epochs=1)
     assert sorted(scalars["optimizer/gradient_norm"]) == [1, 2, 3, 4]
     for k, norm in scalars["optimizer/gradient_norm"].items():
@@ -316,6 +328,77 @@ def test_monitor_refuses_an_optimizer_that_does_not_track_its_gradient_norm(tmp_
     with pytest.raises(ValueError, match=r"track_gradient_norm=True.*Received: SGD\(track_gradient_norm=False\)"):
         _fit(model, tmp_path, epochs=1)
     assert not (tmp_path / "train").exists()
+
+
+@pytest.mark.parametrize("writer", [E.RecordFileWriter, E.SummaryWriter], ids=["tensorboard-package", "tf.summary"])
+def test_both_event_writers_are_read_back_by_tensorboard(tmp_path, writer):
+    """Each writer (the tensorboard package's records, and tf.summary, the fallback where only TensorFlow is
+    installed) on this backend: TensorBoard's multiplexer reads the scalars (float32, as written) and the
+    histogram buckets (``histogram_buckets``: 30 equal-width buckets over [min, max], every value counted)."""
+    values = np.arange(12, dtype=np.float64)
+    w = writer(str(tmp_path / "run"))
+    w.write(3, {"a": 0.1, "b": -2.5}, {"h": values})
+    w.write(4, {"a": 0.2})
+    w.close()
+    run = read_with_tensorboard(tmp_path)["run"]
+    assert run["a"] == ("scalars", {3: float(np.float32(0.1)), 4: float(np.float32(0.2))})
+    assert run["b"] == ("scalars", {3: -2.5})
+    plugin, series = run["h"]
+    assert plugin == "histograms" and sorted(series) == [3]
+    np.testing.assert_array_equal(series[3], E.histogram_buckets(values))
+    assert series[3][:, 2].sum() == values.size and series[3][0, 0] == 0.0 and series[3][-1, 1] == 11.0
+
+
+TENSORBOARD = ("tensorboard", "tensorboard.compat.proto.summary_pb2")
+
+
+def _hide(monkeypatch, *modules):
+    for m in modules:  # a None entry in sys.modules makes `import m` raise ImportError
+        monkeypatch.setitem(sys.modules, m, None)
+
+
+def test_monitor_writer_choice_per_backend_and_what_is_installed(monkeypatch):
+    """TensorFlow backend: tf.summary. Elsewhere: the tensorboard package, else tf.summary, else ImportError (the
+    construction-time error of OptimizerMonitor itself is a row of tests/_bad_callbacks.py)."""
+    assert E.writer_class("tensorflow") is E.SummaryWriter
+    for backend in ("jax", "torch"):
+        assert E.writer_class(backend) is E.RecordFileWriter
+        with monkeypatch.context() as m:
+            _hide(m, *TENSORBOARD)
+            assert E.writer_class(backend) is E.SummaryWriter
+        with monkeypatch.context() as m, pytest.raises(ImportError, match=r"pip install tensorboard.*or TensorFlow"):
+            _hide(m, *TENSORBOARD, "tensorflow")
+            E.writer_class(backend)
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="on the TensorFlow backend TensorFlow is the backend itself")
+def test_monitor_and_wrapper_train_and_write_without_importing_tensorflow(tmp_path):
+    """Issue 16: keras_optreg.callbacks imported TensorFlow whatever KERAS_BACKEND said. A fresh process on this
+    backend: import, fit with the monitor (keras_optreg's optimizer and the wrapped Keras one), write, and no
+    TensorFlow module is loaded; the events are then read back here."""
+    code = textwrap.dedent(f"""
+        import sys
+        import keras, numpy as np
+        import keras_optreg
+        from keras_optreg.callbacks import GradientNormOptimizer, OptimizerMonitor
+        x = np.linspace(-1, 1, 32, dtype="float32").reshape(16, 2)
+        wrapped = GradientNormOptimizer(keras.optimizers.SGD(0.1))
+        for name, opt in (("ours", keras_optreg.SGD(0.1)), ("wrapped", wrapped)):
+            model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+            model.compile(opt, loss="mse")
+            model.fit(x, x[:, :1], batch_size=8, epochs=1, verbose=0, validation_data=(x, x[:, :1]),
+                      callbacks=[OptimizerMonitor({str(tmp_path)!r} + "/" + name, histogram_freq=1)])
+        loaded = sorted(m for m in sys.modules if m == "tensorflow" or m.startswith("tensorflow."))
+        print("TF_MODULES", loaded)
+    """)
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "TF_MODULES []" in proc.stdout, proc.stdout
+    for name in ("ours", "wrapped"):
+        scalars = read_scalars(tmp_path / name / "train")
+        assert sorted(scalars["optimizer/gradient_norm"]) == [1, 2] and all(
+            np.isfinite(v) for v in scalars["optimizer/gradient_norm"].values()), name
 
 
 def test_monitor_config_round_trips(tmp_path):

@@ -7,6 +7,10 @@ names, and checks the verdict against what the spec and the Keras sources say.
 from __future__ import annotations
 
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -19,6 +23,9 @@ from keras_optreg.conformance import conventions as K
 from keras_optreg.conformance import engine as E
 from keras_optreg.conformance import optimizers as O
 from keras_optreg.conformance import report
+from tests.backend import BACKEND
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 N = 15  # Hypothesis examples per cell: a failing example shrinks to the same counterexample
 
@@ -394,3 +401,25 @@ def test_eq06_optax_linear_schedule_conforms():
     pytest.importorskip("optax")
     (v,) = [v for v in conformance.run(only=["linear_decay"], max_examples=10) if v.column == "optax"]
     assert v.status == E.CONFORMS, v.cell()
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="on TensorFlow the command runs in this process: "
+                                                    "test_conformance_cli_json_only_and_exit_code")
+def test_conformance_cli_runs_on_this_backend_in_a_fresh_process():
+    """Issue 16: ``python -m keras_optreg.conformance`` on JAX and PyTorch. Keras' optimizers took no numpy gradient
+    on PyTorch, and the Tikhonov-under-Adam cell differentiated with a GradientTape: every cell of the SGD and
+    AdamW rows ran into an error (status "deviates: unexplained" with the exception, or exit code 2)."""
+    cmd = [sys.executable, "-m", "keras_optreg.conformance", "--only", "sgd,adamw", "--max-examples", "3",
+           "--format", "json", "--quiet"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=dict(os.environ, KERAS_BACKEND=BACKEND), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["backend"] == BACKEND
+    cells = {(v["column"], v["component"]): v for v in out["verdicts"]}
+    assert not [v for v in out["verdicts"] if v["status"] == E.ERROR or "raised" in str(v.get("counterexample"))]
+    assert cells[("keras_optreg", "keras_optreg.SGD")]["status"] == E.CONFORMS
+    assert cells[("keras", "keras.optimizers.SGD")]["status"] == E.CONFORMS
+    assert cells[("keras_optreg", "keras_optreg.Adam(weight_decay)")]["status"] == E.CONFORMS
+    coupled = cells[("keras_optreg", "keras_optreg.Adam + regularizers.Tikhonov(weight_decay) in the loss")]
+    assert coupled["status"] == E.DEVIATES and coupled["detail"].startswith("coupled L2"), coupled

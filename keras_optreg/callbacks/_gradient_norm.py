@@ -4,34 +4,36 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras.src.utils import tracking
 
+from keras_optreg._math import optim as M
 
-def _dtype(g):
-    return tf.float64 if g.dtype == tf.float64 else tf.float32
+
+def _tensorflow():
+    return keras.backend.backend() == "tensorflow"
+
+
+def _tf():
+    """The optimizers' TensorFlow-only parts (IndexedSlices, tf.distribute); imported on TensorFlow only."""
+    from keras_optreg.optimizers import _tf as T
+
+    return T
 
 
 def global_norm(grads):
     r""":math:`\sqrt{\sum_v \|g_v\|_2^2}` as a float32 scalar; ``None`` entries are left out (NaN if all are).
 
-    The squares are summed in float32 (float64 for float64 gradients), so float16 and bfloat16
-    gradients do not overflow in them. A sparse ``tf.IndexedSlices`` gradient counts as its dense
-    form: rows with repeated indices are summed first (``tf.math.unsorted_segment_sum``, which XLA
-    compiles; it takes the dense shape's memory for the step).
+    ``keras_optreg._math.optim.global_norm``: the squares are summed in float32 (float64 for float64
+    gradients), so float16 and bfloat16 gradients do not overflow in them. On TensorFlow a sparse
+    ``tf.IndexedSlices`` gradient counts as its dense form (rows with repeated indices summed first,
+    as the optimizers count it).
     """
-    squares = []
-    for g in grads:
-        if g is None:
-            continue
-        if isinstance(g, tf.IndexedSlices):
-            g = tf.math.unsorted_segment_sum(g.values, g.indices, g.dense_shape[0])
-        g = tf.convert_to_tensor(g)
-        squares.append(tf.reduce_sum(tf.square(tf.cast(g, _dtype(g)))))
-    if not squares:
-        return tf.constant(np.nan, tf.float32)
-    dtype = tf.float64 if any(s.dtype == tf.float64 for s in squares) else tf.float32
-    return tf.cast(tf.sqrt(tf.add_n([tf.cast(s, dtype) for s in squares])), tf.float32)
+    present = [g for g in grads if g is not None]
+    if not present:
+        return keras.ops.convert_to_tensor(np.float32(np.nan))
+    if _tensorflow():
+        present = [_tf().dense(g) for g in present]
+    return M.global_norm(present)
 
 
 class _Untracked:
@@ -47,7 +49,9 @@ class _Untracked:
 def _divide(g, factor):
     if g is None:
         return None
-    if isinstance(g, tf.IndexedSlices):
+    if _tensorflow() and _tf().is_sparse(g):
+        import tensorflow as tf
+
         return tf.IndexedSlices(g.values / factor, g.indices, g.dense_shape)
     return g / factor
 
@@ -72,10 +76,12 @@ class GradientNormOptimizer(keras.optimizers.Optimizer):
       does so itself under a ``mixed_float16`` policy), and a ``loss_scale_factor`` of the inner
       optimizer moves to the wrapper (the wrapper scales the loss and divides the gradients by it,
       as Keras' base class does; the inner optimizer's is set to None).
-    * Sparse gradients (``tf.IndexedSlices``, from ``Embedding``) count as their dense form.
-    * ``variables`` are the inner optimizer's (the wrapper adds none: ``gradient_norm`` is not
-      saved), so the weights layout is the inner optimizer's; ``iterations`` and
-      ``learning_rate`` are the inner optimizer's too.
+    * Sparse gradients (``tf.IndexedSlices``, from ``Embedding`` on TensorFlow) count as their dense form.
+    * ``variables`` are the inner optimizer's, and on JAX ``gradient_norm`` after them (Keras' JAX
+      ``fit`` runs ``stateless_apply`` on ``variables`` only: outside them the norm written in the
+      step would be lost; keras_optreg's optimizers do the same). ``gradient_norm`` is never saved:
+      ``save_own_variables`` / ``load_own_variables`` and files hold the inner optimizer's layout on
+      every backend. ``iterations`` and ``learning_rate`` are the inner optimizer's too.
 
     Args:
         inner_optimizer: the ``keras.optimizers.Optimizer`` to wrap. Not a ``LossScaleOptimizer``
@@ -85,14 +91,12 @@ class GradientNormOptimizer(keras.optimizers.Optimizer):
             not the accumulated one of the step; keras_optreg's optimizers record that one).
         name: the wrapper's name (default: derived from the class name, as Keras names optimizers).
 
-    TensorFlow backend only; one replica (under a ``tf.distribute`` strategy with several replicas
+    Every Keras backend (eager, ``tf.function`` / XLA, ``jax.jit`` through ``stateless_apply``,
+    PyTorch). One replica on TensorFlow (under a ``tf.distribute`` strategy with several replicas
     each replica would record the norm of its own share of the gradient: refused when built).
     """
 
     def __init__(self, inner_optimizer, name=None):
-        if keras.backend.backend() != "tensorflow":
-            raise ValueError("keras_optreg.callbacks.GradientNormOptimizer needs the TensorFlow backend. "
-                             f"Received: KERAS_BACKEND={keras.backend.backend()}")
         if not isinstance(inner_optimizer, keras.optimizers.Optimizer):
             raise TypeError("Argument `inner_optimizer` must be a keras.optimizers.Optimizer. "
                             f"Received: inner_optimizer={inner_optimizer!r}")
@@ -116,13 +120,16 @@ class GradientNormOptimizer(keras.optimizers.Optimizer):
 
     @tracking.no_automatic_dependency_tracking
     def build(self, var_list):
-        if tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1:
-            raise ValueError("GradientNormOptimizer records one replica's gradient: it does not support "
-                             "tf.distribute strategies with several replicas. Received: num_replicas_in_sync="
-                             f"{tf.distribute.get_strategy().num_replicas_in_sync}")
+        if _tensorflow():
+            import tensorflow as tf
+
+            if tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1:
+                raise ValueError("GradientNormOptimizer records one replica's gradient: it does not support "
+                                 "tf.distribute strategies with several replicas. Received: num_replicas_in_sync="
+                                 f"{tf.distribute.get_strategy().num_replicas_in_sync}")
         self.inner_optimizer.build(var_list)
-        if self._gradient_norm is None:  # created here, untracked: not in `variables`, not saved
-            self._gradient_norm = _Untracked(keras.Variable(np.nan, dtype="float32", trainable=False,
+        if self._gradient_norm is None:  # created here, untracked: not saved (in `variables` on JAX only)
+            self._gradient_norm = _Untracked(keras.Variable(np.float32(np.nan), dtype="float32", trainable=False,
                                                             name="gradient_norm"))
         super().build(var_list)
 
@@ -136,7 +143,19 @@ class GradientNormOptimizer(keras.optimizers.Optimizer):
 
     @property
     def variables(self):
+        """The inner optimizer's variables; on JAX ``gradient_norm`` after them (see the class docstring)."""
+        if self._gradient_norm is not None and keras.backend.backend() == "jax":
+            return self.inner_optimizer.variables + [self._gradient_norm.variable]
         return self.inner_optimizer.variables
+
+    def save_own_variables(self, store):
+        """Keras' method on the inner optimizer's variables: ``gradient_norm`` is not saved."""
+        for i, variable in enumerate(self.inner_optimizer.variables):
+            store[str(i)] = variable.numpy()
+
+    def load_own_variables(self, store):
+        """Keras' method on the inner optimizer's variables (the layout ``save_own_variables`` writes)."""
+        self.inner_optimizer.load_own_variables(store)
 
     def apply(self, grads, trainable_variables=None):
         grads = list(grads)

@@ -7,9 +7,10 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from keras_optreg import _validation as V
+from keras_optreg._math import optim as M
 from keras_optreg.callbacks import _events as E
 
 
@@ -37,33 +38,53 @@ def _check_log_dir(log_dir):
 
 
 def _float(x):
-    return float(keras.ops.convert_to_numpy(x))
+    return float(ops.convert_to_numpy(x))
 
 
-# Module-level graph functions, shared by every monitor and traced once per signature (the list of shapes and
-# dtypes; reduce_retracing relaxes the shapes once a second signature shows up): a fit with a new model of the
-# demo's shapes traces nothing, and no pattern of fits triggers TensorFlow's frequent-retracing warning (which
-# counts traces per Python function across all its tf.function objects).
-@tf.function(reduce_retracing=True)
-def _copy(values):
-    return [tf.identity(v) for v in values]
+def _compiled(fn):
+    """``fn`` compiled as the backend compiles a step: a ``tf.function`` (``reduce_retracing``: after a
+    second signature the shapes are relaxed) on TensorFlow, ``jax.jit`` on JAX, eager on PyTorch."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, reduce_retracing=True)
+    if backend == "jax":
+        import jax
+
+        return jax.jit(fn)
+    return fn
+
+
+def _copy_values(values):
+    return [ops.copy(ops.stop_gradient(v)) for v in values]
 
 
 def _compute_dtype(dtype):
-    return tf.float64 if dtype == tf.float64 else tf.float32
+    return "float64" if keras.backend.standardize_dtype(dtype) == "float64" else "float32"
 
 
-@tf.function(reduce_retracing=True)
-def _update_stats(new, old):
-    """Per variable ||new - old||^2 and ||old||^2 (float64), in the variable's dtype raised to float32 at least."""
+def _update_stats_values(new, old):
+    """Per variable new - old, ||new - old||^2 and ||old||^2, in the variable's dtype raised to float32 at least
+    (``_math.optim.sum_of_squares``, the optimizers' sum)."""
     deltas, squares, old_squares = [], [], []
     for n, o in zip(new, old, strict=True):
         dtype = _compute_dtype(n.dtype)
-        d = tf.cast(n, dtype) - tf.cast(o, dtype)
+        o = ops.cast(o, dtype)
+        d = ops.cast(n, dtype) - o
         deltas.append(d)
-        squares.append(tf.cast(tf.reduce_sum(tf.square(d)), tf.float64))
-        old_squares.append(tf.cast(tf.reduce_sum(tf.square(tf.cast(o, dtype))), tf.float64))
-    return deltas, tf.stack(squares), tf.stack(old_squares)
+        squares.append(M.sum_of_squares(d))
+        old_squares.append(M.sum_of_squares(o))
+    return deltas, squares, old_squares
+
+
+# Module-level compiled functions, shared by every monitor and traced once per signature (the list of shapes and
+# dtypes): a fit with a new model of the demo's shapes traces nothing, and on TensorFlow no pattern of fits
+# triggers its frequent-retracing warning (which counts traces per Python function across all its tf.function
+# objects). On JAX the copy is a real one: Keras' JAX trainer donates the state it steps, so a reference to the
+# weights before a step would be deleted by it.
+_copy = _compiled(_copy_values)
+_update_stats = _compiled(_update_stats_values)
 
 
 class _Snapshot:
@@ -127,23 +148,26 @@ class OptimizerMonitor(keras.callbacks.Callback):
             epoch's first step) pay for the copy of the weights; every batch reads ``iterations`` (one scalar).
         histogram_freq: write the histograms every this many epochs; 0 (default) writes none.
 
-    TensorFlow backend only. The weights are copied and the update norms computed on the device by two
-    module-level ``tf.function`` s that every monitor shares (traced once per list of variable shapes,
-    so new models and fits trace nothing new and never trigger TensorFlow's retracing warning); the
-    writes are eager and record whatever ``tf.summary.record_if`` condition another callback has set.
+    Every Keras backend. The weights are copied and the update norms computed on the device by two
+    module-level functions that every monitor shares, compiled as the backend compiles (``tf.function``
+    on TensorFlow: traced once per list of variable shapes, so new models and fits trace nothing new and
+    never trigger TensorFlow's retracing warning; ``jax.jit`` on JAX; eager on PyTorch). On JAX each
+    batch's callbacks read the model through ``self.model``, which makes Keras' JAX trainer attach its
+    state to the variables (``jax_state_sync``), as Keras' own callbacks do. The event files are written
+    by ``tf.summary`` on TensorFlow (whatever ``tf.summary.record_if`` condition another callback has
+    set) and by the ``tensorboard`` package elsewhere, without TensorFlow (``_events``); where neither
+    is installed, construction raises ``ImportError``.
     """
 
     def __init__(self, log_dir, update_freq="batch", histogram_freq=0):
         super().__init__()
-        if keras.backend.backend() != "tensorflow":
-            raise ValueError("keras_optreg.callbacks.OptimizerMonitor needs the TensorFlow backend (tf.summary). "
-                             f"Received: KERAS_BACKEND={keras.backend.backend()}")
         self.log_dir = _check_log_dir(log_dir)
         self.update_freq = _check_update_freq(update_freq)
         if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, numbers.Integral) \
                 or histogram_freq < 0:
             V._fail("histogram_freq", histogram_freq, "an integer >= 0")
         self.histogram_freq = int(histogram_freq)
+        self._writer_class = E.writer_class(keras.backend.backend())
         self._writers = {}
         self._snapshot = None
         self._step = 0
@@ -167,6 +191,7 @@ class OptimizerMonitor(keras.callbacks.Callback):
         self._scales = isinstance(outer, keras.optimizers.LossScaleOptimizer)
         self._skips = getattr(inner, "nonfinite", None) == "skip"
         self._variables = list(self.model.trainable_variables)
+        self._steps_per_execution = self.model.steps_per_execution
         self._step = self._iterations()
         self._snapshot = None
 
@@ -178,11 +203,12 @@ class OptimizerMonitor(keras.callbacks.Callback):
     def _writer(self, run):
         """The run's writer, created at its first write (a fit without validation makes no validation run)."""
         if run not in self._writers:
-            self._writers[run] = tf.summary.create_file_writer(os.path.join(self.log_dir, run))
+            self._writers[run] = self._writer_class(os.path.join(self.log_dir, run))
         return self._writers[run]
 
     def _iterations(self):
-        return int(keras.ops.convert_to_numpy(self._optimizer.iterations))
+        # read through `self.model`: on JAX that attaches the trainer's state to the variables (jax_state_sync)
+        return int(ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def _due(self, start, end):
         """Whether a step in (start, end] is logged."""
@@ -203,12 +229,13 @@ class OptimizerMonitor(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         start = self._step
-        if not (self._due(start, start + self.model.steps_per_execution) or self._wants_updates()):
+        if not (self._due(start, start + self._steps_per_execution) or self._wants_updates()):
             return
-        lr = _float(self._optimizer.learning_rate)
+        optimizer = self.model.optimizer  # through `self.model`: on JAX the state is attached, as in _iterations
+        lr = _float(optimizer.learning_rate)
         scale = None
         if self._scales:  # what LossScaleOptimizer.scale_loss multiplies this step's loss by
-            scale = _float(self._optimizer.dynamic_scale) if self._optimizer.built else self._optimizer.initial_scale
+            scale = _float(optimizer.dynamic_scale) if optimizer.built else optimizer.initial_scale
         if self._snapshot is not None and self._snapshot.start == start:
             # no optimizer step since the snapshot (gradient accumulation, an overflow the loss scale skipped):
             # the weights are those of the snapshot; the rate and scale are read again for the step to come
@@ -227,11 +254,12 @@ class OptimizerMonitor(keras.callbacks.Callback):
         if not (due or self._wants_updates()):
             return
         deltas, squares, old_squares = _update_stats([v.value for v in self._variables], snap.weights) \
-            if self._variables else ([], tf.zeros([0], tf.float64), tf.zeros([0], tf.float64))
+            if self._variables else ([], [], [])
         if self._wants_updates():
-            self._updates = [keras.ops.convert_to_numpy(d) for d in deltas]
+            self._updates = [ops.convert_to_numpy(d) for d in deltas]
         if due:
-            self._write_step(end, snap, keras.ops.convert_to_numpy(squares), keras.ops.convert_to_numpy(old_squares))
+            self._write_step(end, snap, np.array([_float(q) for q in squares]),
+                             np.array([_float(q) for q in old_squares]))
             self._epoch_pending = False
 
     def _write_step(self, step, snap, squares, old_squares):
@@ -245,7 +273,7 @@ class OptimizerMonitor(keras.callbacks.Callback):
             scalars["optimizer/loss_scale"] = snap.loss_scale
         if self._skips:
             scalars["optimizer/skipped_steps"] = _float(self._inner.skipped_steps)
-        E.write(self._writer("train"), step, scalars)
+        self._writer("train").write(step, scalars)
 
     # -- per epoch --------------------------------------------------------------------------------
     def on_epoch_end(self, epoch, logs=None):
@@ -256,11 +284,11 @@ class OptimizerMonitor(keras.callbacks.Callback):
             val["epoch_gap"] = float(logs["val_loss"]) - float(logs["loss"])
         histograms = {}
         if self._histogram_epoch:
-            histograms = {f"weights/{v.path}": keras.ops.convert_to_numpy(v) for v in self._variables}
+            histograms = {f"weights/{v.path}": ops.convert_to_numpy(v) for v in self._variables}
             histograms |= {f"updates/{v.path}": d for v, d in zip(self._variables, self._updates or (), strict=False)}
-        E.write(self._writer("train"), epoch, train, histograms)
+        self._writer("train").write(epoch, train, histograms)
         if val:
-            E.write(self._writer("validation"), epoch, val)
+            self._writer("validation").write(epoch, val)
         for writer in self._writers.values():
             writer.flush()
 

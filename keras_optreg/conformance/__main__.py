@@ -1,7 +1,8 @@
 """``python -m keras_optreg.conformance [--format markdown|json] [--only adam,eq19] [--max-examples N]``.
 
 Exit code: 0 when every keras_optreg component conforms, 1 when one does not, 2 when a check
-itself failed (an internal error) or Hypothesis is missing.
+itself failed (an internal error) or Hypothesis is missing. The checks run on the Keras backend Keras
+picks (``KERAS_BACKEND``, ``~/.keras/keras.json``); the JSON output names it (``"backend"``).
 """
 
 from __future__ import annotations

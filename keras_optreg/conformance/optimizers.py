@@ -222,17 +222,39 @@ def keras_runner(factory):
         out = []
         for g, lr in zip(grads, learning_rates(hp, factors), strict=True):
             opt.learning_rate = lr
-            opt.apply([np.asarray(g, np.float32)], [var])
-            out.append(np.array(var.numpy(), np.float64))
+            opt.apply([keras.ops.convert_to_tensor(np.asarray(g, np.float32))], [var])  # a tensor: PyTorch's Keras
+            out.append(np.array(keras.ops.convert_to_numpy(var), np.float64))
         return np.stack(out)
     return run
+
+
+def _gradient(fn, theta):
+    """The gradient of the scalar ``fn(theta)`` at the float32 array ``theta``, by the backend's autodiff."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return np.asarray(jax.grad(fn)(np.asarray(theta, np.float32)))
+    if backend == "torch":
+        import torch
+
+        t = torch.tensor(np.asarray(theta, np.float32), requires_grad=True)
+        fn(t).backward()
+        return t.grad.numpy()
+    import tensorflow as tf
+
+    t = tf.Variable(np.asarray(theta, np.float32))
+    with tf.GradientTape() as tape:
+        loss = fn(t)
+    return tape.gradient(loss, t).numpy()
 
 
 def tikhonov_runner():
     """``keras_optreg.Adam`` (no weight_decay) on the loss gradient plus the gradient of
     ``regularizers.Tikhonov(weight_decay)``, (lambda/2)||theta||^2: the corrected eq. (19) as a penalty."""
     import keras
-    import tensorflow as tf
 
     import keras_optreg
     from keras_optreg import regularizers as R
@@ -245,10 +267,9 @@ def tikhonov_runner():
         out = []
         for g, lr in zip(grads, learning_rates(hp, factors), strict=True):
             opt.learning_rate = lr
-            with tf.GradientTape() as tape:
-                loss = penalty(var.value)
-            opt.apply([np.asarray(g, np.float32) + tape.gradient(loss, var.value)], [var])
-            out.append(np.array(var.numpy(), np.float64))
+            theta = keras.ops.convert_to_numpy(var)
+            opt.apply([keras.ops.convert_to_tensor(np.asarray(g, np.float32) + _gradient(penalty, theta))], [var])
+            out.append(np.array(keras.ops.convert_to_numpy(var), np.float64))
         return np.stack(out)
     return run
 

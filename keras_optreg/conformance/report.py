@@ -30,7 +30,11 @@ def markdown(verdicts):
 
 
 def as_json(verdicts, **meta):
-    return json.dumps({**meta, "verdicts": [v.as_dict() for v in verdicts]}, indent=1, default=str)
+    """The verdicts and ``meta`` as JSON, with the Keras backend the checks ran on (``"backend"``)."""
+    import keras
+
+    return json.dumps({"backend": keras.backend.backend(), **meta, "verdicts": [v.as_dict() for v in verdicts]},
+                      indent=1, default=str)
 
 
 def exit_code(verdicts):

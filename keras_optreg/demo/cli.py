@@ -1,5 +1,8 @@
 """Command line of ``python -m keras_optreg.demo``.
 
+The demo runs on the Keras backend Keras itself picks (``KERAS_BACKEND``, else ``~/.keras/keras.json``,
+else TensorFlow) and prints it first.
+
 Every bad argument, a missing ``[examples]`` extra included, ends the run before anything trains with
 one line on stderr, ``python -m keras_optreg.demo: error: ...`` naming the argument and the value
 received, and exit code 2 (argparse's convention).
@@ -84,7 +87,6 @@ def _check_extras(dataset):
 
 
 def main(argv=None):
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     start = time.perf_counter()
     try:
@@ -104,8 +106,11 @@ def main(argv=None):
     except UsageError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr, flush=True)
         return 2
+    import keras
+
     from keras_optreg.demo import experiments, report
 
+    print(f"Keras backend: {keras.backend.backend()}", flush=True)
     print(f"{args.dataset}: {len(train[0])} training images ({args.label_noise:.0%} of their labels made wrong) "
           f"and {len(val[0])} validation images {train[0].shape[1:]}, {args.epochs} epochs, "
           f"experiments: {', '.join(args.experiments)}", flush=True)

@@ -11,6 +11,7 @@ variable); a subclass gives each variable's rule, slots and scalars (``_rule``) 
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import keras
 import numpy as np
@@ -108,8 +109,13 @@ class _Optimizer(keras.optimizers.Optimizer):
         sums its squares in the kernel (``_fused``); with clipping, under a strategy and with
         ``nonfinite="skip"`` the norm is one extra pass over the gradients (and, clipping under a
         multi-replica strategy, one extra all-reduce). With ``track_gradient_norm=False`` it stays NaN
-        and no step computes it. On JAX it is written by ``apply`` outside a
-        stateless (jitted) step only; ``model.fit`` there leaves it NaN.
+        and no step computes it. On JAX (tracked) it is the last of ``variables`` once built: Keras'
+        JAX ``fit`` runs ``stateless_apply`` on ``variables`` alone, and a Variable outside them would
+        lose what the jitted step wrote; ``save_own_variables`` / ``load_own_variables`` leave it out,
+        so files keep the twin's layout there too, except under Keras' ``LossScaleOptimizer``, which
+        saves its inner optimizer's ``variables`` itself: on JAX its store has one entry more than
+        the twin's (Keras skips loading a twin's state into it, with its "Skipping variable loading"
+        warning).
         """
         return self._gradient_norm.variable
 
@@ -143,6 +149,12 @@ class _Optimizer(keras.optimizers.Optimizer):
             counter = keras.backend.standardize_dtype(self.iterations.dtype)
             self.skipped_steps = self.add_variable(shape=(), initializer="zeros", dtype=counter,
                                                    aggregation="only_first_replica", name="skipped_steps")
+        if self._norm_in_variables():
+            self._track_variable(self._gradient_norm.variable)  # last: the twin's layout is the prefix before it
+
+    def _norm_in_variables(self):
+        """JAX: ``gradient_norm`` is stepped with ``variables`` (see ``gradient_norm``), never saved."""
+        return keras.backend.backend() == "jax" and self.track_gradient_norm
 
     def _check_hyper_parameters(self, variables):
         dtypes = {C.storage_dtype(v.dtype) for v in variables}
@@ -173,15 +185,32 @@ class _Optimizer(keras.optimizers.Optimizer):
         return self._distribution_strategy.extended.colocate_vars_with(
             variable.value if isinstance(variable, keras.Variable) else variable)
 
+    def _saved_variables(self):
+        return [v for v in self.variables if v is not self._gradient_norm.variable]
+
+    def save_own_variables(self, store):
+        """Keras' method, without ``gradient_norm`` (in ``variables`` on JAX only)."""
+        for i, variable in enumerate(self._saved_variables()):
+            store[str(i)] = variable.numpy()
+
     def load_own_variables(self, store):
-        """Keras' method; with ``nonfinite="skip"`` it also loads a state saved from the Keras twin, which
-        lacks ``skipped_steps`` (the last variable): the counter then restarts at 0."""
-        if self.nonfinite == "skip" and self.built and len(store.keys()) == len(self.variables) - 1:
-            for i, variable in enumerate(self.variables[:-1]):
+        """Keras' method on the variables ``save_own_variables`` writes; with ``nonfinite="skip"`` it also
+        loads a state saved from the Keras twin, which lacks ``skipped_steps`` (the last saved variable):
+        the counter then restarts at 0."""
+        saved = self._saved_variables()
+        if self.nonfinite == "skip" and self.built and len(store.keys()) == len(saved) - 1:
+            for i, variable in enumerate(saved[:-1]):
                 variable.assign(store[str(i)])
             self.skipped_steps.assign(0)
             return
-        super().load_own_variables(store)
+        if len(saved) == len(self.variables):
+            return super().load_own_variables(store)
+        if len(store.keys()) != len(saved):  # Keras' own refusal, counted without gradient_norm
+            warnings.warn(f"Skipping variable loading for optimizer '{self.name}', because it has {len(saved)} "
+                          f"variables whereas the saved optimizer has {len(store.keys())} variables. ", stacklevel=2)
+            return
+        for i, variable in enumerate(saved):
+            variable.assign(store[str(i)])
 
     # -- the step ------------------------------------------------------------------------------
 
