@@ -67,10 +67,14 @@ class BatchNormalization(keras.layers.Layer):
     (``_math.layers.batchnorm_moments_global``): m, the mean and the variance are those of the
     global batch, so training matches one device with the same global batch (tested in
     ``tests/test_distributed.py``). Outside a strategy both settings compute the same.
+    ``synchronized=True`` is accepted on every backend: on JAX under ``keras.distribution.DataParallel``
+    the batch is one global (sharded) array, so its statistics are the global batch's already and XLA
+    inserts the cross-device reductions; on PyTorch (one process) there is one batch to normalise.
 
     Deviations from ``keras.layers.BatchNormalization``: the unbiased moving variance (above);
     ``axis`` may be a tuple; ``renorm`` (batch renormalization, not in the lecture) is not
-    implemented: only its default ``renorm=False`` (with ``renorm_clipping=None``) is accepted.
+    implemented: only its default ``renorm=False`` (with ``renorm_clipping=None``) is accepted;
+    ``synchronized=True`` is accepted on JAX and PyTorch (Keras 3.15 raises ``ValueError`` there).
 
     Args:
         axis: int or tuple of ints, the kept feature axes (default -1, the channels).
@@ -84,7 +88,8 @@ class BatchNormalization(keras.layers.Layer):
         beta_constraint, gamma_constraint: optional constraints of beta and gamma.
         renorm, renorm_clipping, renorm_momentum: Keras' batch-renormalization arguments, accepted at
             their defaults only (False, None, any momentum in [0, 1)).
-        synchronized: bool, global-batch statistics under a ``tf.distribute`` strategy (TensorFlow only).
+        synchronized: bool, global-batch statistics under a ``tf.distribute`` strategy; accepted on every
+            backend (on JAX and PyTorch the statistics are the whole batch's either way, see above).
         **kwargs: base layer arguments (``name``, ``dtype``).
     """
 
@@ -96,9 +101,6 @@ class BatchNormalization(keras.layers.Layer):
         super().__init__(**kwargs)
         self.axis = _axes(axis)
         self.synchronized = _validation.boolean("synchronized", synchronized)
-        if self.synchronized and keras.backend.backend() != "tensorflow":
-            raise ValueError("Argument `synchronized=True` needs the TensorFlow backend (tf.distribute). "
-                             f"Received: synchronized=True with KERAS_BACKEND={keras.backend.backend()}")
         self.momentum = _validation.unit_interval("momentum", momentum)
         self.epsilon = _validation.finite_positive("epsilon", epsilon)
         self.center = _validation.boolean("center", center)
@@ -165,8 +167,8 @@ class BatchNormalization(keras.layers.Layer):
                                  f"{tuple(x.shape)}")
             return _m.batchnorm_moments_masked(x, self._reduction, ops.expand_dims(mask, -1))
         replica = None
-        if self.synchronized:
-            import tensorflow as tf  # synchronized=True is TensorFlow-only (checked at construction)
+        if self.synchronized and keras.backend.backend() == "tensorflow":
+            import tensorflow as tf  # tf.distribute: replicas that each see a slice of the batch
 
             replica = tf.distribute.get_replica_context()
         if replica is not None and replica.num_replicas_in_sync > 1:
