@@ -4,6 +4,8 @@ the backend's compiler (:func:`compiled_call`), ``model.fit``, a custom training
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import numpy as np
 from keras import ops
@@ -16,13 +18,29 @@ from tests.backend import JAX, TENSORFLOW, TORCH
 FIT_JIT = not TORCH
 
 
+def numpy(x, dtype=None):
+    """``x`` (a tensor of any backend, a Variable, an array) as a NumPy array: ``keras.ops.convert_to_numpy``,
+    which detaches a PyTorch tensor from autograd (``np.asarray`` of one that requires grad raises)."""
+    return np.asarray(ops.convert_to_numpy(x), dtype)
+
+
+def float64_on(*dtypes):
+    """A context in which the dtypes named (policies like ``"mixed_float16"`` included) exist: on JAX, where
+    float64 needs ``jax_enable_x64``, ``jax.enable_x64(True)`` when any names float64; else nothing."""
+    if JAX and any("float64" in str(d) for d in dtypes):
+        import jax
+
+        return jax.enable_x64(True)
+    return contextlib.nullcontext()
+
+
 def assert_keras_round_trip(model, path):
     """Save ``model`` to the ``.keras`` file ``path``, reload it, assert every weight is bit-for-bit
     equal and every layer's config is unchanged; return the reloaded model."""
     model.save(path)
     loaded = keras.saving.load_model(path)
     for a, b in zip(model.weights, loaded.weights, strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"weight {a.path}")
+        np.testing.assert_array_equal(numpy(a), numpy(b), err_msg=f"weight {a.path}")
     for a, b in zip(model.layers, loaded.layers, strict=True):
         assert a.get_config() == b.get_config(), a.name
     return loaded
@@ -41,14 +59,15 @@ def compiled_call(layer, training=True):
     """``t -> layer(t, training=training)`` compiled the way this backend compiles a training step:
     ``tf.function(jit_compile=True)`` on TensorFlow; on JAX ``jax.jit`` of ``layer.stateless_call``, its
     non-trainable state (random state, moving statistics) passed in and the new state written back to the
-    layer's variables after each call, as Keras' JAX trainer does; the eager call on PyTorch. Built on the
+    layer's variables after each call, as Keras' JAX trainer does; the eager call on PyTorch (its output
+    as NumPy, detached from autograd). Built on the
     first call's shape; one compiled function per input shape, as for any jitted function."""
     if TENSORFLOW:
         import tensorflow as tf
 
         return tf.function(lambda t: layer(t, training=training), jit_compile=True)
     if TORCH:
-        return lambda t: layer(t, training=training)
+        return lambda t: ops.convert_to_numpy(layer(t, training=training))  # detached from autograd
     import jax
 
     pure = jax.jit(lambda tv, ntv, t: layer.stateless_call(tv, ntv, t, training=training))
@@ -73,8 +92,8 @@ def next_call_survives_reload(tmp_path, make_layer, x):
     path = tmp_path / "m.keras"
     model.save(path)
     reloaded = keras.models.load_model(path)
-    expected = np.asarray(model(x, training=True))
-    got = np.asarray(reloaded(x, training=True))
+    expected = numpy(model(x, training=True))
+    got = numpy(reloaded(x, training=True))
     np.testing.assert_array_equal(got, expected)
     assert reloaded.layers[-1].get_config() == model.layers[-1].get_config()
 
@@ -84,12 +103,12 @@ def jit_matches_eager(make_layer, x):
     eager, jitted = make_layer(), make_layer()
     fn = compiled_call(jitted)
     for _ in range(2):
-        want = np.asarray(eager(x, training=True))
-        np.testing.assert_allclose(np.asarray(fn(x)), want, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(jitted(x, training=False)), np.asarray(eager(x, training=False)),
+        want = numpy(eager(x, training=True))
+        np.testing.assert_allclose(numpy(fn(x)), want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(numpy(jitted(x, training=False)), numpy(eager(x, training=False)),
                                rtol=1e-5, atol=1e-5)
     for a, b in zip(eager.variables, jitted.variables, strict=True):
-        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-6, err_msg=a.path)
+        np.testing.assert_allclose(numpy(b), numpy(a), rtol=1e-6, err_msg=a.path)
 
 
 def fit_runs_under_xla(make_layer, x, y_dim=1):
@@ -105,7 +124,7 @@ def fit_runs_under_xla(make_layer, x, y_dim=1):
     assert np.all(np.isfinite(hist.history["loss"]))
     layer = model.layers[1]
     if hasattr(layer, "rng_state"):  # fit passes training=True: one draw per step, 2 steps
-        assert int(np.asarray(layer.rng_state)[1]) == 2
+        assert int(numpy(layer.rng_state)[1]) == 2
     return model
 
 
@@ -117,7 +136,7 @@ def tf_data_map_advances(make_layer, x):
     a, b = make_layer(), make_layer()
     ds = tf.data.Dataset.from_tensors(tf.constant(x)).repeat(2).map(lambda t: a(t, training=True))
     got = list(ds.as_numpy_iterator())
-    want = [np.asarray(b(x, training=True)) for _ in range(2)]
+    want = [numpy(b(x, training=True)) for _ in range(2)]
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
 
@@ -186,7 +205,7 @@ def custom_loop_runs(make_layer, x, steps=3):
                 opt.apply([v.value.grad for v in weights], weights)
             losses.append(float(loss.detach()))
     assert np.all(np.isfinite(losses))
-    assert int(np.asarray(opt.iterations)) == steps
+    assert int(numpy(opt.iterations)) == steps
     return layer
 
 

@@ -54,7 +54,7 @@ class BatchNormalization(keras.layers.Layer):
     them; every position is normalised; the mask passes through.
 
     Dtypes: the statistics are computed in float32, in float64 for float64 inputs (Keras'
-    ``result_type(input, "float32")``); moving statistics are assigned in the variables' dtype and
+    ``result_type(input, "float32")`` on TensorFlow; on JAX and PyTorch too, where Keras' gives float32); moving statistics are assigned in the variables' dtype and
     the output is in the layer's compute dtype (an uint8 image comes out normalised in float32, not
     truncated). Under mixed precision the variables are float32.
 
@@ -188,7 +188,9 @@ class BatchNormalization(keras.layers.Layer):
         variable.assign(ops.cast(new, variable.dtype))
 
     def call(self, inputs, training=None, mask=None):
-        dtype = keras.backend.result_type(inputs.dtype, "float32")
+        # float64 for float64 inputs, else float32 (written out: Keras' result_type(float64, float32) is float32
+        # on JAX and PyTorch)
+        dtype = "float64" if keras.backend.standardize_dtype(inputs.dtype) == "float64" else "float32"
         x = ops.cast(inputs, dtype)
         if training and self.trainable:
             static = [inputs.shape[a] for a in self._reduction]
@@ -196,9 +198,10 @@ class BatchNormalization(keras.layers.Layer):
                 raise ValueError("BatchNormalization in training needs m >= 2 values per statistic "
                                  f"(the batch variance of one value is undefined); input shape {inputs.shape}, "
                                  f"axis={self.axis}. Use a larger batch or call with training=False.")
-            mean, var, m = self._moments(x, mask)
+            mean, var, m = self._moments(x, mask)  # max(m, 2) by a where: keras.ops.maximum's result_type makes
+            # float64 float32 on JAX and PyTorch (Keras 3.15 maps every 64-bit result to 32 bits there)
             moving_var = self._b(self.moving_variance, dtype)
-            unbiased = ops.where(m > 1.0, _m.unbiased_variance(var, ops.maximum(m, 2.0)), moving_var)
+            unbiased = ops.where(m > 1.0, _m.unbiased_variance(var, ops.where(m > 1.0, m, ops.cast(2.0, m.dtype))), moving_var)
             self._update(self.moving_mean, mean, m > 0.0, dtype)
             self._update(self.moving_variance, unbiased, m > 1.0, dtype)
         else:
