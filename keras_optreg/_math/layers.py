@@ -85,8 +85,8 @@ def batchnorm_normalize(x, mean, var, epsilon):
     r"""[IS15] Alg. 1 line 3 (lecture eq. 20, corrected with epsilon):
     :math:`\hat x_i = (x_i - \mu_B) / \sqrt{\sigma_B^2 + \epsilon}`."""
     var = ops.convert_to_tensor(var)
-    # epsilon in var's dtype: PyTorch's keras.ops turn a Python float into a float32 tensor first
-    return ops.multiply(ops.subtract(x, mean), ops.rsqrt(ops.add(var, ops.cast(epsilon, var.dtype))))
+    # epsilon converted to var's dtype (not cast: a cast, and PyTorch's keras.ops, round a Python float to float32 first)
+    return ops.multiply(ops.subtract(x, mean), ops.rsqrt(ops.add(var, ops.convert_to_tensor(epsilon, var.dtype))))
 
 
 def batchnorm_affine(x_hat, gamma, beta):
@@ -105,8 +105,8 @@ def moving_average(moving, batch, momentum):
     r"""Keras' convention: :math:`\text{moving} \leftarrow \text{momentum}\cdot\text{moving} + (1-\text{momentum})\cdot\text{batch}`."""
     moving = ops.convert_to_tensor(moving)
     # both factors in moving's dtype (PyTorch's keras.ops would make a Python float a float32 tensor first)
-    return ops.add(ops.multiply(moving, ops.cast(momentum, moving.dtype)),
-                   ops.multiply(batch, ops.cast(1.0 - momentum, moving.dtype)))
+    return ops.add(ops.multiply(moving, ops.convert_to_tensor(momentum, moving.dtype)),
+                   ops.multiply(batch, ops.convert_to_tensor(1.0 - momentum, moving.dtype)))
 
 
 def moving_average_guarded(moving, batch, momentum, valid):

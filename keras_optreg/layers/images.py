@@ -242,8 +242,9 @@ class RandomRotation(_ImageLayer):
     ``keras_optreg._random.symmetric`` and :math:`d = \frac{\theta_{hi}+\theta_{lo}}{\theta_{hi}-\theta_{lo}}`
     (0 for a symmetric range: one rounding, the same on every backend).
 
-    Deviations from ``keras.layers.RandomRotation``: ``"wrap"`` reads the pixel a whole period away
-    (TensorFlow's kernel, which Keras calls, clamps the sample coordinate near the seam instead);
+    Deviations from ``keras.layers.RandomRotation``: on TensorFlow, ``"wrap"`` reads the pixel a whole
+    period away (TensorFlow's kernel, which Keras calls there, clamps the sample coordinate near the seam
+    instead; Keras' JAX and PyTorch backends wrap as here);
     ``max_angle_degrees`` / ``max_angle_radians`` are extra; ``seed`` in [0, 2**31); the random state
     is saved with the layer.
 
