@@ -25,9 +25,9 @@ def numpy(x, dtype=None):
 
 
 def float64_on(*dtypes):
-    """A context in which the dtypes named (policies like ``"mixed_float16"`` included) exist: on JAX, where
-    float64 needs ``jax_enable_x64``, ``jax.enable_x64(True)`` when any names float64; else nothing."""
-    if JAX and any("float64" in str(d) for d in dtypes):
+    """A context in which the dtypes named (policies included) exist: on JAX, where float64 and int64 need
+    ``jax_enable_x64``, ``jax.enable_x64(True)`` when any names float64 or int64; else nothing."""
+    if JAX and any("float64" in str(d) or "int64" in str(d) for d in dtypes):
         import jax
 
         return jax.enable_x64(True)
