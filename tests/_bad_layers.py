@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+
 from keras_optreg import layers as L
 from tests.backend import TENSORFLOW
 from tests.badinput import Case

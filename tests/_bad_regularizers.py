@@ -8,8 +8,8 @@ import numpy as np
 from keras_optreg import regularizers as kr
 from keras_optreg_spec import corrected, printed
 from tests.backend import jit
-from tests.layer_checks import float64_on
 from tests.badinput import Case
+from tests.layer_checks import float64_on
 
 NAN, INF = float("nan"), float("inf")
 CLASSES = {"weight_norm": kr.WeightNorm, "tikhonov": kr.Tikhonov}
@@ -65,7 +65,8 @@ for name, cls in CLASSES.items():
              ("`l`", "float32", "1e+39"),
              keras="L2(1e39) on float32: ValueError 'out of range for a double-precision float' from TensorFlow"),
         Case(f"regularizers/{name}-l-1e39-float64-returned-in-floatx",
-             lambda cls=cls: _x64(lambda: cls(1e39)(_weight("float64"))), ValueError, ("`l`", "float32", "floatx", "1e+39")),
+             lambda cls=cls: _x64(lambda: cls(1e39)(_weight("float64"))), ValueError,
+             ("`l`", "float32", "floatx", "1e+39")),
         Case(f"regularizers/{name}-l-1e39-bfloat16", lambda cls=cls: cls(1e39)(_weight("bfloat16")), ValueError,
              ("`l`", "float32", "1e+39")),
         Case(f"regularizers/{name}-l-1e5-float16-gradient-overflows",
@@ -81,13 +82,15 @@ for name, cls in CLASSES.items():
         Case(f"regularizers/{name}-l-1e-50-float16", lambda cls=cls: cls(1e-50)(_weight("float16")), ValueError,
              ("`l`", "float32", "1e-50")),
         Case(f"regularizers/{name}-l-1e-300-float64-returned-in-floatx",
-             lambda cls=cls: _x64(lambda: cls(1e-300)(_weight("float64"))), ValueError, ("`l`", "float32", "floatx", "1e-300")),
+             lambda cls=cls: _x64(lambda: cls(1e-300)(_weight("float64"))), ValueError,
+             ("`l`", "float32", "floatx", "1e-300")),
         Case(f"regularizers/{name}-l-1e39-at-trace-under-xla", lambda cls=cls: _jit_penalty(cls(1e39)), ValueError,
              ("`l`", "float32", "1e+39")),
-        Case(f"regularizers/{name}-int32-weight", lambda cls=cls: cls(0.1)(keras.ops.convert_to_tensor([[1, 2]], "int32")),
-             ValueError, ("`x`", "int32"), keras="L2(0.1) on int32: lambda cast to int 0, the penalty is silently 0"),
-        Case(f"regularizers/{name}-bool-weight", lambda cls=cls: cls(0.1)(keras.ops.convert_to_tensor([True])), ValueError,
-             ("`x`", "bool")),
+        Case(f"regularizers/{name}-int32-weight",
+             lambda cls=cls: cls(0.1)(keras.ops.convert_to_tensor([[1, 2]], "int32")), ValueError, ("`x`", "int32"),
+             keras="L2(0.1) on int32: lambda cast to int 0, the penalty is silently 0"),
+        Case(f"regularizers/{name}-bool-weight", lambda cls=cls: cls(0.1)(keras.ops.convert_to_tensor([True])),
+             ValueError, ("`x`", "bool")),
         Case(f"regularizers/{name}-l-zero", lambda cls=cls: cls(0.0)(_weight("float16")), None,
              check=lambda p: float(p) == 0.0),
     ]

@@ -175,8 +175,8 @@ def draws_after_set_random_seed(seed):
 
 
 def test_random_unseeded_layers_reproduce_across_processes_after_set_random_seed():
-    child = subprocess.run([sys.executable, "-c", _CHILD.format(root=ROOT, seed=7, backend=BACKEND)], capture_output=True, text=True,
-                           timeout=300, cwd=ROOT)
+    child = subprocess.run([sys.executable, "-c", _CHILD.format(root=ROOT, seed=7, backend=BACKEND)],
+                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert child.returncode == 0, child.stderr[-2000:]
     theirs = json.loads(child.stdout.strip().splitlines()[-1])
     assert theirs == draws_after_set_random_seed(7)
