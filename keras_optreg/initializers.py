@@ -27,7 +27,9 @@ fixed seed reproduces, but XLA's stateless RNG gives other values than the eager
 same seed.
 
 Dtypes: float16, bfloat16, float32, float64 (integer, bool and other dtypes raise ValueError: Keras'
-initializers return integer noise for an integer dtype). float16 and bfloat16 draws are made and
+initializers return integer noise for an integer dtype). float64 is honoured where the backend has it:
+TensorFlow, PyTorch, and JAX with ``jax_enable_x64``; on JAX without it a float64 request returns
+float32 values (JAX truncates, with its UserWarning), exactly as Keras' own initializers do there. float16 and bfloat16 draws are made and
 scaled in float32 and rounded once to the requested dtype. Shapes: a tuple, list or
 ``tf.TensorShape`` of non-negative ints; a shape with a zero dimension gives an empty tensor and a
 scalar shape ``()`` has fans (1, 1), as in Keras.
@@ -93,8 +95,13 @@ def _seed_arg(seed):
 
 
 def _call_seed(seed):
-    """The seed of one call: the configured one, or a fresh draw from Python's ``random`` for None."""
-    return _pyrandom.randint(1, 10 ** 9) if seed is None else seed
+    """The seed of one call: the configured one, or a fresh draw from Python's ``random`` for None. An int
+    seed is taken modulo 2**32 on JAX, whose Keras seeds are uint32 (an int64 one would overflow there)."""
+    if seed is None:
+        return _pyrandom.randint(1, 10 ** 9)
+    if isinstance(seed, numbers.Integral) and keras.backend.backend() == "jax":
+        return int(seed) % 2 ** 32
+    return seed
 
 
 def _axes_arg(name, axes):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_optreg import layers as L
+from tests.backend import TENSORFLOW
 from tests.badinput import Case
 
 NAN, INF = float("nan"), float("inf")
@@ -22,7 +22,9 @@ def _call(layer, x, **kwargs):
 
 
 def _dynamic(layer, x, jit=False):
-    """``layer`` traced with unknown height and width (the sizes are known only at run time)."""
+    """``layer`` traced with unknown height and width (the sizes are known only at run time: TensorFlow only)."""
+    import tensorflow as tf
+
     spec = tf.TensorSpec((None, None, None, x.shape[-1]), tf.as_dtype(x.dtype))
     return np.asarray(tf.function(lambda t: layer(t, training=True), input_signature=[spec], jit_compile=jit)(x))
 
@@ -179,11 +181,6 @@ CASES = [
          ("RandomCrop(10, 3)", "height 8")),
     Case("layers/crop-larger-than-the-image-at-inference", lambda: L.RandomCrop(3, 10, seed=1)(IMG, training=False),
          ValueError, ("RandomCrop(3, 10)", "width 8")),
-    Case("layers/crop-larger-than-the-image-dynamic", lambda: _dynamic(L.RandomCrop(10, 3, seed=1), IMG),
-         tf.errors.InvalidArgumentError, ("RandomCrop(10, 3)", "at least that large"),
-         keras="resized; the library returned a crop padded with repeated edge pixels"),
-    Case("layers/crop-larger-than-the-image-dynamic-xla", lambda: _dynamic(L.RandomCrop(10, 3, seed=1), IMG, jit=True),
-         None, check=_check_nan_outside),
     Case("layers/crop-uint8", lambda: L.RandomCrop(8, 8, seed=1)(IMG.astype(np.uint8)), None,
          check=lambda y: np.testing.assert_array_equal(np.asarray(y), IMG.astype(np.uint8).astype(np.float32))),
     Case("layers/rotation-factor-too-large", lambda: L.RandomRotation(1.5), ValueError, ("factor", "1.5")),
@@ -216,3 +213,14 @@ def _built_bn():
     layer = L.BatchNormalization()
     layer.build((None, 4, 4, 3))
     return layer
+
+if TENSORFLOW:  # a size unknown until run time exists only in TensorFlow graphs (jax.jit and PyTorch see shapes)
+    import tensorflow as tf
+
+    CASES += [
+        Case("layers/crop-larger-than-the-image-dynamic", lambda: _dynamic(L.RandomCrop(10, 3, seed=1), IMG),
+             tf.errors.InvalidArgumentError, ("RandomCrop(10, 3)", "at least that large"),
+             keras="resized; the library returned a crop padded with repeated edge pixels"),
+        Case("layers/crop-larger-than-the-image-dynamic-xla",
+             lambda: _dynamic(L.RandomCrop(10, 3, seed=1), IMG, jit=True), None, check=_check_nan_outside),
+    ]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_optreg import regularizers as kr
 from keras_optreg_spec import corrected, printed
+from tests.backend import jit
 from tests.badinput import Case
+from tests.layer_checks import float64_on
 
 NAN, INF = float("nan"), float("inf")
 CLASSES = {"weight_norm": kr.WeightNorm, "tikhonov": kr.Tikhonov}
@@ -17,13 +18,19 @@ W = np.linspace(-2.0, 3.0, 12).reshape(3, 4)
 
 
 def _weight(dtype):
-    return tf.constant(W, dtype)
+    return keras.ops.convert_to_tensor(W, dtype)
+
+
+def _x64(fn):
+    """``fn()`` where float64 exists (JAX: inside ``jax.enable_x64``), so a float64 weight is one."""
+    with float64_on("float64"):
+        return fn()
 
 
 def _equals_spec(name, lam, dtype):
     """The penalty on W stored in ``dtype``, computed in float32: within 1e-6 relative of the spec."""
     def check(penalty):
-        stored = np.asarray(tf.cast(_weight(dtype), tf.float64))
+        stored = keras.ops.convert_to_numpy(_weight(dtype)).astype(np.float64)
         want = SPEC[name]([stored], lam)
         np.testing.assert_allclose(float(penalty), want, rtol=1e-6)
         assert penalty.dtype == "float32"
@@ -41,8 +48,7 @@ def _overwritten(model_and_count):
 
 
 def _jit_penalty(reg):
-    v = tf.Variable(W, dtype=tf.float32)
-    return tf.function(lambda: reg(v), jit_compile=True)()
+    return jit(lambda w: reg(w))(keras.ops.convert_to_tensor(W, "float32"))
 
 
 CASES = []
@@ -55,34 +61,37 @@ for name, cls in CLASSES.items():
         Case(f"regularizers/{name}-keras-l2-keyword", lambda cls=cls: cls(l2=0.1), TypeError, ("l2", cls.__name__),
              keras="L2(l2=0.1): 0.1 ||W||^2, twice Tikhonov(0.1)"),
         Case(f"regularizers/{name}-from-config-l2", lambda cls=cls: cls.from_config({"l2": 0.1}), TypeError, ("l2",)),
-        Case(f"regularizers/{name}-l-1e39-float32", lambda cls=cls: cls(1e39)(_weight(tf.float32)), ValueError,
+        Case(f"regularizers/{name}-l-1e39-float32", lambda cls=cls: cls(1e39)(_weight("float32")), ValueError,
              ("`l`", "float32", "1e+39"),
              keras="L2(1e39) on float32: ValueError 'out of range for a double-precision float' from TensorFlow"),
         Case(f"regularizers/{name}-l-1e39-float64-returned-in-floatx",
-             lambda cls=cls: cls(1e39)(_weight(tf.float64)), ValueError, ("`l`", "float32", "floatx", "1e+39")),
-        Case(f"regularizers/{name}-l-1e39-bfloat16", lambda cls=cls: cls(1e39)(_weight(tf.bfloat16)), ValueError,
+             lambda cls=cls: _x64(lambda: cls(1e39)(_weight("float64"))), ValueError,
+             ("`l`", "float32", "floatx", "1e+39")),
+        Case(f"regularizers/{name}-l-1e39-bfloat16", lambda cls=cls: cls(1e39)(_weight("bfloat16")), ValueError,
              ("`l`", "float32", "1e+39")),
         Case(f"regularizers/{name}-l-1e5-float16-gradient-overflows",
-             lambda cls=cls: cls(1e5)(_weight(tf.float16)), ValueError, ("`l`", "float16", "gradient", "100000.0"),
+             lambda cls=cls: cls(1e5)(_weight("float16")), ValueError, ("`l`", "float16", "gradient", "100000.0"),
              keras="L2(1e5) on float16: the penalty is silently inf"),
-        Case(f"regularizers/{name}-l-1e5-bfloat16", lambda cls=cls: cls(1e5)(_weight(tf.bfloat16)), None,
-             check=_equals_spec(name, 1e5, tf.bfloat16)),
-        Case(f"regularizers/{name}-l-1e-5-float16-below-its-normals", lambda cls=cls: cls(1e-5)(_weight(tf.float16)),
-             None, check=_equals_spec(name, 1e-5, tf.float16),
+        Case(f"regularizers/{name}-l-1e5-bfloat16", lambda cls=cls: cls(1e5)(_weight("bfloat16")), None,
+             check=_equals_spec(name, 1e5, "bfloat16")),
+        Case(f"regularizers/{name}-l-1e-5-float16-below-its-normals", lambda cls=cls: cls(1e-5)(_weight("float16")),
+             None, check=_equals_spec(name, 1e-5, "float16"),
              keras="L2(1e-5) on float16: lambda is a float16 subnormal, the penalty 0.2% off"),
-        Case(f"regularizers/{name}-l-1e-50-float32", lambda cls=cls: cls(1e-50)(_weight(tf.float32)), ValueError,
+        Case(f"regularizers/{name}-l-1e-50-float32", lambda cls=cls: cls(1e-50)(_weight("float32")), ValueError,
              ("`l`", "float32", "1e-50"), keras="L2(1e-50): the penalty is silently 0"),
-        Case(f"regularizers/{name}-l-1e-50-float16", lambda cls=cls: cls(1e-50)(_weight(tf.float16)), ValueError,
+        Case(f"regularizers/{name}-l-1e-50-float16", lambda cls=cls: cls(1e-50)(_weight("float16")), ValueError,
              ("`l`", "float32", "1e-50")),
         Case(f"regularizers/{name}-l-1e-300-float64-returned-in-floatx",
-             lambda cls=cls: cls(1e-300)(_weight(tf.float64)), ValueError, ("`l`", "float32", "floatx", "1e-300")),
+             lambda cls=cls: _x64(lambda: cls(1e-300)(_weight("float64"))), ValueError,
+             ("`l`", "float32", "floatx", "1e-300")),
         Case(f"regularizers/{name}-l-1e39-at-trace-under-xla", lambda cls=cls: _jit_penalty(cls(1e39)), ValueError,
              ("`l`", "float32", "1e+39")),
-        Case(f"regularizers/{name}-int32-weight", lambda cls=cls: cls(0.1)(tf.constant([[1, 2]], tf.int32)),
-             ValueError, ("`x`", "int32"), keras="L2(0.1) on int32: lambda cast to int 0, the penalty is silently 0"),
-        Case(f"regularizers/{name}-bool-weight", lambda cls=cls: cls(0.1)(tf.constant([True])), ValueError,
-             ("`x`", "bool")),
-        Case(f"regularizers/{name}-l-zero", lambda cls=cls: cls(0.0)(_weight(tf.float16)), None,
+        Case(f"regularizers/{name}-int32-weight",
+             lambda cls=cls: cls(0.1)(keras.ops.convert_to_tensor([[1, 2]], "int32")), ValueError, ("`x`", "int32"),
+             keras="L2(0.1) on int32: lambda cast to int 0, the penalty is silently 0"),
+        Case(f"regularizers/{name}-bool-weight", lambda cls=cls: cls(0.1)(keras.ops.convert_to_tensor([True])),
+             ValueError, ("`x`", "bool")),
+        Case(f"regularizers/{name}-l-zero", lambda cls=cls: cls(0.0)(_weight("float16")), None,
              check=lambda p: float(p) == 0.0),
     ]
 

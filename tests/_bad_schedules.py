@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
-import tensorflow as tf
 
 import keras_optreg
 from keras_optreg_spec import corrected
 from tests.badinput import Case
+from tests.layer_checks import float64_on
 
 NAN, INF = float("nan"), float("inf")
 LD = keras_optreg.LinearDecay
 
 
 def _rates_at(sched, steps, eps0, eps_tau, tau):
-    """The schedule at int64 ``steps`` equals eq. (6) (clamped to [0, tau]) on the float32-rounded rates."""
-    got = np.asarray(sched(tf.constant(steps, tf.int64)), np.float64)
+    """The schedule at int64 ``steps`` (on JAX inside ``jax.enable_x64``) equals eq. (6) (clamped to [0, tau]) on
+    the float32-rounded rates."""
+    with float64_on("int64"):
+        got = keras.ops.convert_to_numpy(sched(keras.ops.convert_to_tensor(np.array(steps), "int64")))
+    got = np.asarray(got, np.float64)
     want = [corrected.eq06_linear_decay(min(max(k, 0), tau), float(np.float32(eps0)), float(np.float32(eps_tau)), tau)
             for k in steps]
     np.testing.assert_allclose(got, want, rtol=0, atol=8 * 2.0 ** -24 * (eps0 + eps_tau))  # as tests/test_schedules.py

@@ -5,7 +5,6 @@ import math
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,7 +12,8 @@ from keras_optreg import initializers as ki
 from keras_optreg.conformance.compare import assert_matches_spec
 from keras_optreg_spec import corrected, printed
 from tests import stats
-from tests.layer_checks import assert_keras_round_trip
+from tests.backend import jit, x64
+from tests.layer_checks import assert_keras_round_trip, float64_on
 
 # (shape, fan_in, fan_out) under Keras' layout: Dense, Conv1D, Conv2D, Conv3D kernels.
 KERNELS = (((6, 10), 6, 10), ((3, 4, 5), 12, 15), ((3, 2, 4, 5), 24, 30), ((2, 3, 2, 4, 5), 48, 60))
@@ -57,7 +57,8 @@ def test_eq01_glorot_support_and_fans(shape, fan_in, fan_out):
 @pytest.mark.spec("eq02")
 @pytest.mark.parametrize("shape,fan_in,fan_out", KERNELS)
 def test_eq02_torch_default_support_and_fans(shape, fan_in, fan_out):
-    w = np.asarray(ki.TorchDefault(seed=1)(shape, dtype="float64"))
+    with float64_on("float64"):  # JAX: float64 exists inside jax.enable_x64 (without it: the test below)
+        w = np.asarray(ki.TorchDefault(seed=1)(shape, dtype="float64"))
     assert w.shape == shape and w.dtype == np.float64
     b = float(corrected.eq02_torch_linear_bound(fan_in))
     assert_matches_spec(b, printed.eq02_he_uniform_bound(fan_in), eq="eq02")
@@ -166,8 +167,10 @@ def test_eq01_eq02_eq03_jit_compile(name):
     # XLA's stateless RNG yields other values than the eager kernel for the same seed (a TF
     # property), so the compiled draw is checked for reproducibility, support and distribution.
     init = FACTORIES[name](seed=5)
-    fn = tf.function(lambda: init((256, 128), dtype="float64"), jit_compile=True)
-    a, b = np.asarray(fn()), np.asarray(fn())
+    with float64_on("float64"):  # JAX: float64 exists inside jax.enable_x64
+        fn = jit(lambda: init((256, 128), dtype="float64"))
+        a, b = np.asarray(fn()), np.asarray(fn())
+    assert a.dtype == np.float64
     np.testing.assert_array_equal(a, b)
     var, kurt, cdf, bound = _expected(name, 256, 128)
     assert a.shape == (256, 128) and np.abs(a).max() <= bound * (1 + 1e-12)
@@ -198,3 +201,17 @@ def test_eq01_eq02_eq03_keras_file_round_trip(tmp_path):
     loaded.compile(optimizer="sgd", loss="mse", jit_compile=True)
     hist = loaded.fit(np.ones((4, 8, 8, 3), "float32"), np.zeros((4, 4), "float32"), epochs=1, verbose=0)
     assert np.isfinite(hist.history["loss"][0])
+
+
+@pytest.mark.spec("eq01", "eq02", "eq03")
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_eq01_eq02_eq03_float64_without_x64_on_jax_is_keras_float32(name):
+    """Where the backend has no float64 now (JAX without jax_enable_x64), a float64 request gives what Keras'
+    own initializer gives there: float32 values (JAX truncates, with its UserWarning); elsewhere float64."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ours = np.asarray(FACTORIES[name](seed=5)((8, 6), dtype="float64"))
+        theirs = np.asarray(keras.initializers.GlorotUniform(seed=5)((8, 6), dtype="float64"))
+    assert ours.dtype == theirs.dtype == (np.float64 if x64() else np.float32)

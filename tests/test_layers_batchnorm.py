@@ -4,7 +4,6 @@ keras_optreg_spec.corrected."""
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -42,10 +41,10 @@ def test_eq20_math_matches_spec(case, data, eps):
     u = 2.0**-24
     atol = (n * u / (1 - n * u) + 8 * u) * (np.abs(x).max() + 1) / np.sqrt(want_var.min() + eps)
     assert_matches_spec(x_hat, want_hat, eq="eq20", inputs=dict(x=x, eps=eps), rtol=1e-3, atol=atol)
-    gamma = data.draw(arrays(np.asarray(want_mu).shape, -3, 3, dtype=np.float32))
-    beta = data.draw(arrays(np.asarray(want_mu).shape, -3, 3, dtype=np.float32))
-    want_hat32 = np.asarray(x_hat, np.float64)
-    assert_matches_spec(m.batchnorm_affine(np.asarray(x_hat), gamma, beta),
+    gamma = data.draw(arrays(lc.numpy(want_mu).shape, -3, 3, dtype=np.float32))
+    beta = data.draw(arrays(lc.numpy(want_mu).shape, -3, 3, dtype=np.float32))
+    want_hat32 = lc.numpy(x_hat, np.float64)
+    assert_matches_spec(m.batchnorm_affine(lc.numpy(x_hat), gamma, beta),
                     sc.eq20_batchnorm_affine(want_hat32, gamma, beta), eq="eq20", rtol=1e-5, atol=1e-5)
 
 
@@ -53,7 +52,7 @@ def test_eq20_math_matches_spec(case, data, eps):
 def jitted_bn():
     layer = L.BatchNormalization(epsilon=1e-3)
     layer.build((4, 16, 16, 3))
-    return layer, tf.function(lambda t: layer(t, training=True), jit_compile=True)
+    return layer, lc.compiled_call(layer)
 
 
 @pytest.mark.spec("eq20")
@@ -64,7 +63,7 @@ def test_eq20_training_output_has_zero_mean_unit_variance(jitted_bn, data, scale
     s2 = x.astype(np.float64).var(axis=(0, 1, 2))
     if s2.min() < 1e-2:
         return  # a (near-)constant channel: x_hat ~ 0, covered by the spec comparison
-    y = np.asarray(fn(tf.constant(x)), np.float64)
+    y = lc.numpy(fn(x), np.float64)
     n = x.size // 3
     # exact arithmetic gives mean 0 and variance s2 / (s2 + eps); float32 rounding of a sum over n
     # values is at most ~n * 2**-24 times its largest term (|y| and y**2 here)
@@ -94,9 +93,9 @@ def test_eq20_inference_uses_moving_statistics():
     mean, var = sc.batchnorm_population_statistics(x.mean((0, 1, 2))[None],
                                                    x.astype(np.float64).var((0, 1, 2))[None], m=24)
     want = sc.batchnorm_inference(x, mean, var, layer.gamma.numpy(), layer.beta.numpy(), epsilon=1e-2)
-    assert_matches_spec(layer(x, training=False), want, eq="eq20", rtol=1e-4, atol=1e-5)
+    assert_matches_spec(lc.numpy(layer(x, training=False)), want, eq="eq20", rtol=1e-4, atol=1e-5)
     layer.trainable = False  # Keras semantics: a frozen BN layer runs in inference mode
-    assert_matches_spec(layer(x, training=True), want, eq="eq20", rtol=1e-4, atol=1e-5)
+    assert_matches_spec(lc.numpy(layer(x, training=True)), want, eq="eq20", rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.spec("eq20")
@@ -105,7 +104,7 @@ def test_eq20_literal_per_position_axis():
     layer = L.BatchNormalization(axis=(1, 2, 3), epsilon=1e-3)
     y = layer(x, training=True)
     assert layer.gamma.shape == (3, 4, 2)
-    assert_matches_spec(y, sc.eq20_batchnorm_normalize(x, axis=(1, 2, 3), epsilon=1e-3)[0], eq="eq20",
+    assert_matches_spec(lc.numpy(y), sc.eq20_batchnorm_normalize(x, axis=(1, 2, 3), epsilon=1e-3)[0], eq="eq20",
                     rtol=1e-4, atol=1e-5)
 
 
@@ -114,11 +113,15 @@ def test_eq20_batch_size_one_is_an_error():
     with pytest.raises(ValueError, match="m >= 2"):
         L.BatchNormalization()(np.ones((1, 3), np.float32), training=True)
     y = L.BatchNormalization()(np.ones((1, 3), np.float32), training=False)  # inference is fine
-    assert np.all(np.isfinite(y))
+    assert np.all(np.isfinite(lc.numpy(y)))
 
 
 @pytest.mark.spec("eq20")
+@pytest.mark.tensorflow_only("tf.function input_signature: a batch size unknown until run time exists only in "
+                             "TensorFlow graphs (jax.jit and PyTorch see every shape)")
 def test_eq20_dynamic_batch_of_one_leaves_the_moving_variance_unchanged():
+    import tensorflow as tf
+
     layer = L.BatchNormalization(momentum=0.5)
     layer.build((None, 3))
     fn = tf.function(lambda t: layer(t, training=True), input_signature=[tf.TensorSpec((None, 3), tf.float32)])
@@ -138,25 +141,30 @@ def test_eq20_training_under_every_dtype_policy(policy):
     """Issue 12 bug 2: consistent dtypes throughout, moving statistics included. The output is the spec's
     within the compute dtype's rounding (the input is rounded to it first, the output once more: the
     normalised values are O(3), so 8 eps of 3; float64 computes in float64, the others in float32)."""
+    with lc.float64_on(policy):
+        _training_under_policy(policy)
+
+
+def _training_under_policy(policy):
     keras_policy = keras.dtype_policies.get(policy)
     compute, variable = keras_policy.compute_dtype, keras_policy.variable_dtype
     layer = L.BatchNormalization(momentum=0.5, dtype=policy)
     x = np.random.default_rng(4).normal(5.0, 2.0, size=(16, 4))
-    x_in = np.asarray(keras.ops.cast(keras.ops.cast(x, compute), "float64"))  # what the layer sees
+    x_in = lc.numpy(keras.ops.cast(keras.ops.cast(x, compute), "float64"))  # what the layer sees
     y = layer(x, training=True)
     assert keras.backend.standardize_dtype(y.dtype) == compute
     assert [v.dtype for v in layer.weights] == [variable] * 4
     want = sc.eq20_batchnorm_normalize(x_in, epsilon=1e-3)[0]
     work = "float64" if compute == "float64" else "float32"
-    assert_matches_spec(np.asarray(keras.ops.cast(y, "float64")), want, eq="eq20",
+    assert_matches_spec(lc.numpy(keras.ops.cast(y, "float64")), want, eq="eq20",
                     rtol=0, atol=8 * 3 * max(EPS[compute], EPS[work]) + 1e-12)
     mean, var = sc.batchnorm_moving_update(np.zeros(4), np.ones(4), x_in, momentum=0.5)
-    moving = np.asarray(keras.ops.cast(layer.moving_mean, "float64"))
+    moving = lc.numpy(keras.ops.cast(layer.moving_mean, "float64"))
     assert_matches_spec(moving, mean, eq="eq20", rtol=4 * max(EPS[variable], EPS[work]))
-    moving = np.asarray(keras.ops.cast(layer.moving_variance, "float64"))
+    moving = lc.numpy(keras.ops.cast(layer.moving_variance, "float64"))
     assert_matches_spec(moving, var, eq="eq20", rtol=4 * max(EPS[variable], EPS[work]))
-    fn = tf.function(lambda t: layer(t, training=True), jit_compile=True)  # and under XLA
-    assert keras.backend.standardize_dtype(fn(tf.constant(x, compute)).dtype) == compute
+    fn = lc.compiled_call(layer)  # and compiled (XLA on TensorFlow, jax.jit on JAX)
+    assert keras.backend.standardize_dtype(fn(keras.ops.cast(x, compute)).dtype) == compute
 
 
 @pytest.mark.spec("eq20")
@@ -174,7 +182,7 @@ def test_eq20_masked_statistics_as_keras_computes_them():
                                sc.batchnorm_moving_update(np.zeros(2), np.ones(2), x, 0.0, mask=mask)[1], rtol=1e-6)
     mu, var, _ = sc.batchnorm_masked_moments(x, mask)
     want = (x - mu) / np.sqrt(var + 1e-3)  # every position normalised with the masked statistics
-    assert_matches_spec(y, want, eq="eq20", rtol=1e-5, atol=1e-6)
+    assert_matches_spec(lc.numpy(y), want, eq="eq20", rtol=1e-5, atol=1e-6)
     assert ours.compute_mask(x, mask) is mask
 
 
@@ -187,11 +195,11 @@ def test_eq20_masked_moments_math_matches_spec(shape, data):
     red = tuple(range(len(shape) - 1))
     mean, var, count = m.batchnorm_moments_masked(x, red, mask[..., None])
     want_mu, want_var, want_m = sc.batchnorm_masked_moments(x, mask)
-    np.testing.assert_array_equal(np.asarray(count), want_m)
+    np.testing.assert_array_equal(lc.numpy(count), want_m)
     seen = want_m > 0  # m = 0: the spec's mean is NaN (0/0), the library's 0; the layer keeps its statistics then
-    assert_matches_spec(np.asarray(mean)[seen], want_mu[seen], eq="eq20", inputs=dict(x=x, mask=mask), rtol=1e-5,
+    assert_matches_spec(lc.numpy(mean)[seen], want_mu[seen], eq="eq20", inputs=dict(x=x, mask=mask), rtol=1e-5,
                     atol=1e-4)
-    assert_matches_spec(np.asarray(var)[seen], want_var[seen], eq="eq20", inputs=dict(x=x, mask=mask), rtol=1e-3,
+    assert_matches_spec(lc.numpy(var)[seen], want_var[seen], eq="eq20", inputs=dict(x=x, mask=mask), rtol=1e-3,
                     atol=1e-4)
 
 
@@ -205,7 +213,7 @@ def test_eq20_mask_from_an_embedding_reaches_the_statistics():
     out = bn(h)
     model = keras.Model(inp, out)
     model(tokens, training=True)
-    emb = np.asarray(model.layers[1](tokens))
+    emb = lc.numpy(model.layers[1](tokens))
     np.testing.assert_allclose(bn.moving_mean.numpy(), emb[tokens != 0].mean(0), rtol=1e-5)
     assert out._keras_mask is not None  # the mask passes through
 
@@ -262,9 +270,9 @@ def test_eq20_mixed_precision():
     layer = L.BatchNormalization(dtype="mixed_float16")
     x = np.random.default_rng(4).normal(5.0, 2.0, size=(16, 4)).astype(np.float16)
     y = layer(x, training=True)
-    assert y.dtype == "float16" and layer.moving_mean.dtype == "float32"
+    assert keras.backend.standardize_dtype(y.dtype) == "float16" and layer.moving_mean.dtype == "float32"
     want = sc.eq20_batchnorm_normalize(x.astype(np.float64), epsilon=1e-3)[0]
-    assert_matches_spec(np.asarray(y), want, eq="eq20", rtol=1e-2, atol=5e-3)
+    assert_matches_spec(lc.numpy(y), want, eq="eq20", rtol=1e-2, atol=5e-3)
 
 
 X = np.random.default_rng(0).normal(size=(4, 3, 3, 2)).astype(np.float32)
@@ -284,7 +292,7 @@ def test_eq20_keras_round_trip(tmp_path):
     model.save(tmp_path / "bn.keras")
     again = keras.models.load_model(tmp_path / "bn.keras")
     np.testing.assert_array_equal(again.layers[-1].moving_variance.numpy(), layer.moving_variance.numpy())
-    np.testing.assert_array_equal(np.asarray(again(X)), np.asarray(model(X)))
+    np.testing.assert_array_equal(lc.numpy(again(X)), lc.numpy(model(X)))
 
 
 @pytest.mark.spec("eq20")
@@ -299,6 +307,7 @@ def test_eq20_model_fit_jit():
 
 
 @pytest.mark.spec("eq20")
+@pytest.mark.tensorflow_only("tf.data: Dataset.map traces the layer into a TensorFlow graph")
 def test_eq20_tf_data_map():
     lc.tf_data_map_advances(_make, X)
 
@@ -318,11 +327,11 @@ def test_eq20_synchronized_option_config_validation_and_one_device_identity():
         L.BatchNormalization(synchronized="yes")
     plain = L.BatchNormalization(momentum=0.5)
     # one device (default replica context): the all-reduce path is not taken, results are identical
-    np.testing.assert_array_equal(np.asarray(layer(X, training=True)), np.asarray(plain(X, training=True)))
+    np.testing.assert_array_equal(lc.numpy(layer(X, training=True)), lc.numpy(plain(X, training=True)))
     np.testing.assert_array_equal(layer.moving_variance.numpy(), plain.moving_variance.numpy())
     # the all-reduce form of the statistics equals the one-device form when all_sum is the identity
     mean, var, count = m.batchnorm_moments_global(X, (0, 1, 2), lambda t: t)
     want_mean, want_var = m.batchnorm_moments(X, (0, 1, 2))
-    np.testing.assert_allclose(np.asarray(mean), np.asarray(want_mean), rtol=1e-6)
-    np.testing.assert_allclose(np.asarray(var), np.asarray(want_var), rtol=1e-6)
+    np.testing.assert_allclose(lc.numpy(mean), lc.numpy(want_mean), rtol=1e-6)
+    np.testing.assert_allclose(lc.numpy(var), lc.numpy(want_var), rtol=1e-6)
     assert float(count) == X.shape[0] * X.shape[1] * X.shape[2]

@@ -4,7 +4,6 @@ input_noise), plus the image layers' shared Keras behaviour (one image, channels
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,6 +14,7 @@ from keras_optreg._math import layers as m
 from keras_optreg.conformance.compare import assert_matches_spec
 from keras_optreg.conformance.strategies import IMAGE_SHAPE_BUCKETS, SHAPE_BUCKETS, arrays, as_float32, log_uniform
 from tests import layer_checks as lc
+from tests.backend import TENSORFLOW
 
 
 @pytest.mark.spec("random_flip")
@@ -30,7 +30,7 @@ def test_random_flip_math_matches_spec(direction, shape, data):
 @pytest.fixture(scope="module")
 def flip_fn():
     layer = L.RandomFlip(seed=4)
-    return tf.function(lambda t: layer(t, training=True), jit_compile=True)
+    return lc.compiled_call(layer)
 
 
 @given(st.sampled_from(IMAGE_SHAPE_BUCKETS), st.data())
@@ -39,7 +39,7 @@ def test_random_flip_twice_with_same_mask_is_identity_and_each_image_is_flipped_
     x = data.draw(arrays(shape, dtype=np.float32))
     mask = np.array(data.draw(st.lists(st.booleans(), min_size=shape[0], max_size=shape[0])))
     np.testing.assert_array_equal(np.asarray(mi.random_flip_left_right(mi.random_flip_left_right(x, mask), mask)), x)
-    y = np.asarray(flip_fn(tf.constant(x)))
+    y = lc.numpy(flip_fn(x))
     for b in range(shape[0]):
         assert np.array_equal(y[b], x[b]) or np.array_equal(y[b], x[b, :, ::-1])
 
@@ -132,6 +132,13 @@ def test_random_flip_and_input_noise_keras_integration(name, tmp_path):
     assert int(layer.rng_state.numpy()[1]) == 3
 
 
+@pytest.mark.parametrize("name", list(MAKERS))
+@pytest.mark.spec("input_noise", "random_flip")
+@pytest.mark.tensorflow_only("tf.data: Dataset.map traces the layer into a TensorFlow graph")
+def test_random_flip_and_input_noise_in_tf_data_map(name):
+    lc.tf_data_map_advances(MAKERS[name], IMG)
+
+
 @pytest.mark.spec("random_flip")
 def test_random_flip_deterministic_with_seed():
     x = np.random.default_rng(1).normal(size=(16, 2, 3, 1)).astype(np.float32)
@@ -175,8 +182,11 @@ def test_random_flip_random_crop_random_rotation_augment_without_a_training_argu
     predict (training=False) does not."""
     layer = AUGMENTERS[name]()
     assert _changed(layer, layer(AUG_X))
-    mapped = next(iter(tf.data.Dataset.from_tensors(AUG_X).map(layer)))
-    assert _changed(layer, mapped)
+    if TENSORFLOW:  # ds.map(layer): TensorFlow's tf.data only
+        import tensorflow as tf
+
+        mapped = next(iter(tf.data.Dataset.from_tensors(AUG_X).map(layer)))
+        assert _changed(layer, mapped)
     model = keras.Sequential([keras.Input(AUG_X.shape[1:]), layer])
     np.testing.assert_array_equal(model.predict(AUG_X, verbose=0), np.asarray(layer(AUG_X, training=False)))
 

@@ -11,11 +11,12 @@ import sys
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from scipy import special, stats
 
 from keras_optreg import _random as R
 from keras_optreg import layers as L
+from tests.backend import BACKEND, TENSORFLOW, jit, x64
+from tests.layer_checks import numpy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,14 +45,26 @@ STATES = [(0, 0), (12345, 7), (2 ** 31 - 1, 2 ** 31 - 1), (1, 2 ** 20)]
 def test_random_bits_match_the_numpy_hash(seed, counter):
     n = 4099
     want = reference_bits(seed, counter, n)
-    for dtype in ("int32", "int64"):  # the SeedGenerator state is int64 on TensorFlow
-        got = np.asarray(R.bits(tf.constant([seed, counter], dtype), (n,))).view(np.uint32)
-        np.testing.assert_array_equal(got, want)
-    # a dynamic shape (unknown when traced) gives the same bits
+    # every SeedGenerator state dtype: int64 on TensorFlow, uint32 on JAX, int32 on PyTorch (int64 where it exists)
+    for dtype in ("int32", "uint32", "int64") if x64() else ("int32", "uint32"):
+        if BACKEND == "torch" and dtype == "uint32":
+            continue  # PyTorch has no uint32 arithmetic: its seed state is int32
+        state = keras.ops.convert_to_tensor(np.array([seed, counter]), dtype)
+        got = numpy(R.bits(state, (n,))).view(np.uint32)  # int32 multiply, xor and masked shifts: the uint32 bits
+        np.testing.assert_array_equal(got, want, err_msg=dtype)
+        np.testing.assert_array_equal(numpy(jit(lambda s: R.bits(s, (n,)))(state)).view(np.uint32), want)
+
+
+@pytest.mark.tensorflow_only("tf.function input_signature: a shape unknown until run time exists only in TensorFlow "
+                             "graphs")
+def test_random_bits_of_a_dynamic_shape_match_the_numpy_hash():
+    import tensorflow as tf
+
+    seed, counter, n = 12345, 7, 4099
     fn = tf.function(lambda s, t: R.bits(s, keras.ops.shape(t)), input_signature=[
         tf.TensorSpec((2,), tf.int32), tf.TensorSpec((None, None), tf.float32)])
     got = np.asarray(fn(tf.constant([seed, counter]), tf.zeros((1, n)))).view(np.uint32)
-    np.testing.assert_array_equal(got.ravel(), want)
+    np.testing.assert_array_equal(got.ravel(), reference_bits(seed, counter, n))
 
 
 DRAWS = {"bits": lambda s: R.bits(s, (3, 1000)), "bernoulli": lambda s: R.bernoulli(s, (3, 1000), 0.3),
@@ -61,21 +74,26 @@ DRAWS = {"bits": lambda s: R.bits(s, (3, 1000)), "bernoulli": lambda s: R.bernou
 
 @pytest.mark.parametrize("name", sorted(DRAWS))
 def test_random_draws_are_bit_identical_eager_graph_and_xla(name):
-    state = tf.constant([99, 3], tf.int64)
-    eager = np.asarray(DRAWS[name](state))
-    for jit in (False, True):
-        np.testing.assert_array_equal(np.asarray(tf.function(DRAWS[name], jit_compile=jit)(state)), eager)
+    """Eager and compiled (tests.backend.jit: XLA on TensorFlow, jax.jit on JAX), and on TensorFlow a plain
+    tf.function graph too."""
+    state = keras.ops.convert_to_tensor(np.array([99, 3]), L.Dropout(0.5).rng_state.dtype)  # the backend's seed dtype
+    eager = numpy(DRAWS[name](state))
+    np.testing.assert_array_equal(numpy(jit(DRAWS[name])(state)), eager)
+    if TENSORFLOW:
+        import tensorflow as tf
+
+        np.testing.assert_array_equal(np.asarray(tf.function(DRAWS[name])(state)), eager)
 
 
 def test_random_derived_draws_follow_their_definitions_exactly():
-    state = tf.constant([5, 11], tf.int32)
+    state = keras.ops.convert_to_tensor(np.array([5, 11]), "int32")
     u32 = reference_bits(5, 11, 4096)
     k = (u32 >> np.uint32(9)).astype(np.float64)  # the top 23 bits
-    np.testing.assert_array_equal(np.asarray(R.uniform(state, (4096,)), np.float64), (k + 0.5) * 2.0 ** -23)
-    np.testing.assert_array_equal(np.asarray(R.symmetric(state, (4096,)), np.float64),
+    np.testing.assert_array_equal(numpy(R.uniform(state, (4096,)), np.float64), (k + 0.5) * 2.0 ** -23)
+    np.testing.assert_array_equal(numpy(R.symmetric(state, (4096,)), np.float64),
                                   (2 * k + 1 - 2 ** 23) * 2.0 ** -23)
     t = R.threshold(0.3)
-    np.testing.assert_array_equal(np.asarray(R.bernoulli(state, (4096,), 0.3)), u32 < t)
+    np.testing.assert_array_equal(numpy(R.bernoulli(state, (4096,), 0.3)), u32 < t)
     assert R.threshold(0.0) == 0 and R.threshold(1.0) == 2 ** 32 - 1
 
 
@@ -94,7 +112,7 @@ def test_random_normal_is_the_quantile_of_its_bits_within_1e_6():
     edges = np.concatenate([np.arange(4096)] + [2 ** e + np.arange(-3, 4) for e in range(12, 31)] + [[2 ** 31 - 1]])
     words = np.concatenate([edges, rng.integers(0, 2 ** 31, size=1 << 20)]).astype(np.uint32)
     words = np.concatenate([words, words | np.uint32(2 ** 31)])
-    z = np.asarray(R.normal_from_bits(tf.constant(words.view(np.int32))), np.float64)
+    z = np.asarray(R.normal_from_bits(keras.ops.convert_to_tensor(words.view(np.int32))), np.float64)
     err = np.abs(z - _quantile_of(words))
     assert err.max() <= 1e-6, (err.max(), words[err.argmax()])
     assert np.abs(z).max() <= 6.37  # q >= 2**-33
@@ -122,8 +140,8 @@ def _accepts(result):
 
 
 def test_random_normal_statistics():
-    fn = tf.function(lambda s, c: R.normal(tf.stack([s, c]), (N,)), jit_compile=True)
-    assert _accepts(_normal_stats(lambda s, c: fn(tf.constant(s), tf.constant(c)), [0, 1, 12345]))
+    fn = jit(lambda state: R.normal(state, (N,)))
+    assert _accepts(_normal_stats(lambda s, c: numpy(fn(np.array([s, c], np.int32))), [0, 1, 12345]))
 
 
 def test_random_normal_statistics_reject_a_bad_generator():
@@ -137,7 +155,7 @@ def test_random_normal_statistics_reject_a_bad_generator():
 
 _CHILD = """
 import json, os, sys
-os.environ["KERAS_BACKEND"] = "tensorflow"
+os.environ["KERAS_BACKEND"] = {backend!r}
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 sys.path.insert(0, {root!r})
 from tests.test_layers_random import draws_after_set_random_seed
@@ -150,15 +168,15 @@ def draws_after_set_random_seed(seed):
     one layer's first training output, after keras.utils.set_random_seed."""
     keras.utils.set_random_seed(seed)
     layers = [L.Dropout(0.5), L.InputNoise(0.1), L.RandomFlip(), L.RandomCrop(4, 4), L.RandomRotation(0.1)]
-    out = {type(layer).__name__: int(layer.rng_state.numpy()[0]) for layer in layers}
+    out = {type(layer).__name__: int(numpy(layer.rng_state)[0]) for layer in layers}
     x = np.linspace(0.0, 1.0, 256, dtype=np.float32)
-    out["Dropout output"] = float(np.asarray(layers[0](x, training=True), np.float64).sum())
+    out["Dropout output"] = float(numpy(layers[0](x, training=True), np.float64).sum())
     return out
 
 
 def test_random_unseeded_layers_reproduce_across_processes_after_set_random_seed():
-    child = subprocess.run([sys.executable, "-c", _CHILD.format(root=ROOT, seed=7)], capture_output=True, text=True,
-                           timeout=300, cwd=ROOT)
+    child = subprocess.run([sys.executable, "-c", _CHILD.format(root=ROOT, seed=7, backend=BACKEND)],
+                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert child.returncode == 0, child.stderr[-2000:]
     theirs = json.loads(child.stdout.strip().splitlines()[-1])
     assert theirs == draws_after_set_random_seed(7)

@@ -37,8 +37,12 @@ def batchnorm_moments(x, reduction_axes):
 
     Returns ``(mu_B, sigma2_B)`` with kept dims (broadcastable against ``x``).
     """
-    mean = ops.mean(x, axis=reduction_axes, keepdims=True)
-    var = ops.mean(ops.square(x - mean), axis=reduction_axes, keepdims=True)
+    x = ops.convert_to_tensor(x)
+    # sums over m, not ops.mean: Keras' mean on JAX accumulates float64 in float32 (its result_type(float64,
+    # float32) is float32 there)
+    m = ops.cast(ops.prod(ops.take(ops.shape(x), list(reduction_axes))), x.dtype)
+    mean = ops.divide(ops.sum(x, axis=reduction_axes, keepdims=True), m)
+    var = ops.divide(ops.sum(ops.square(ops.subtract(x, mean)), axis=reduction_axes, keepdims=True), m)
     return mean, var
 
 
@@ -51,6 +55,7 @@ def batchnorm_moments_masked(x, reduction_axes, mask):
     values never enter a sum (not even as 0 * NaN). Returns ``(mu_B, sigma2_B, m)`` with kept dims; a
     statistic with m = 0 gets mean and variance 0. Spec: ``keras_optreg_spec.corrected.batchnorm_masked_moments``.
     """
+    x = ops.convert_to_tensor(x)
     mask = ops.broadcast_to(ops.cast(mask, "bool"), ops.shape(x))
     m = ops.sum(ops.cast(mask, x.dtype), axis=reduction_axes, keepdims=True)
     count = ops.maximum(m, ops.ones_like(m))
@@ -68,6 +73,7 @@ def batchnorm_moments_global(x, reduction_axes, all_sum):
     ``all_sum`` adds a tensor over the replicas (identity on one device), so the statistics are
     those of the global batch. Returns ``(mu_B, sigma2_B, m)``, mean and variance with kept dims.
     """
+    x = ops.convert_to_tensor(x)
     ones = ops.ones_like(x)
     m = all_sum(ops.sum(ones, axis=reduction_axes, keepdims=True))
     mean = all_sum(ops.sum(x, axis=reduction_axes, keepdims=True)) / m
@@ -78,7 +84,9 @@ def batchnorm_moments_global(x, reduction_axes, all_sum):
 def batchnorm_normalize(x, mean, var, epsilon):
     r"""[IS15] Alg. 1 line 3 (lecture eq. 20, corrected with epsilon):
     :math:`\hat x_i = (x_i - \mu_B) / \sqrt{\sigma_B^2 + \epsilon}`."""
-    return (x - mean) * ops.rsqrt(var + epsilon)
+    var = ops.convert_to_tensor(var)
+    # epsilon converted to var's dtype (not cast: a cast, and PyTorch's keras.ops, round a Python float to float32 first)
+    return ops.multiply(ops.subtract(x, mean), ops.rsqrt(ops.add(var, ops.convert_to_tensor(epsilon, var.dtype))))
 
 
 def batchnorm_affine(x_hat, gamma, beta):
@@ -89,12 +97,16 @@ def batchnorm_affine(x_hat, gamma, beta):
 
 def unbiased_variance(var, m):
     r"""[IS15] Alg. 2 step 10: :math:`\frac{m}{m-1}\sigma_B^2`, m = number of values per statistic (m >= 2)."""
-    return var * (m / (m - 1.0))
+    m = ops.convert_to_tensor(m)
+    return ops.multiply(var, ops.divide(m, ops.subtract(m, ops.cast(1.0, m.dtype))))
 
 
 def moving_average(moving, batch, momentum):
     r"""Keras' convention: :math:`\text{moving} \leftarrow \text{momentum}\cdot\text{moving} + (1-\text{momentum})\cdot\text{batch}`."""
-    return moving * momentum + batch * (1.0 - momentum)
+    moving = ops.convert_to_tensor(moving)
+    # both factors in moving's dtype (PyTorch's keras.ops would make a Python float a float32 tensor first)
+    return ops.add(ops.multiply(moving, ops.convert_to_tensor(momentum, moving.dtype)),
+                   ops.multiply(batch, ops.convert_to_tensor(1.0 - momentum, moving.dtype)))
 
 
 def moving_average_guarded(moving, batch, momentum, valid):

@@ -75,10 +75,6 @@ class SeededLayer(keras.layers.Layer):
     """Base of the random layers: ``seed`` validated, ``seed_generator`` created, its state saved."""
 
     def __init__(self, seed=None, **kwargs):
-        if not tensorflow_backend():
-            raise ValueError(f"keras_optreg.layers.{type(self).__name__} needs the TensorFlow backend (its draws are "
-                             "tested there only); BatchNormalization runs on any backend. "
-                             f"Received: KERAS_BACKEND={keras.backend.backend()}")
         super().__init__(**kwargs)
         self.seed = _seed(seed)
         self.seed_generator = keras.random.SeedGenerator(self.seed)

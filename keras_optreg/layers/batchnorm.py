@@ -54,7 +54,7 @@ class BatchNormalization(keras.layers.Layer):
     them; every position is normalised; the mask passes through.
 
     Dtypes: the statistics are computed in float32, in float64 for float64 inputs (Keras'
-    ``result_type(input, "float32")``); moving statistics are assigned in the variables' dtype and
+    ``result_type(input, "float32")`` on TensorFlow; on JAX and PyTorch too, where Keras' gives float32); moving statistics are assigned in the variables' dtype and
     the output is in the layer's compute dtype (an uint8 image comes out normalised in float32, not
     truncated). Under mixed precision the variables are float32.
 
@@ -67,10 +67,14 @@ class BatchNormalization(keras.layers.Layer):
     (``_math.layers.batchnorm_moments_global``): m, the mean and the variance are those of the
     global batch, so training matches one device with the same global batch (tested in
     ``tests/test_distributed.py``). Outside a strategy both settings compute the same.
+    ``synchronized=True`` is accepted on every backend: on JAX under ``keras.distribution.DataParallel``
+    the batch is one global (sharded) array, so its statistics are the global batch's already and XLA
+    inserts the cross-device reductions; on PyTorch (one process) there is one batch to normalise.
 
     Deviations from ``keras.layers.BatchNormalization``: the unbiased moving variance (above);
     ``axis`` may be a tuple; ``renorm`` (batch renormalization, not in the lecture) is not
-    implemented: only its default ``renorm=False`` (with ``renorm_clipping=None``) is accepted.
+    implemented: only its default ``renorm=False`` (with ``renorm_clipping=None``) is accepted;
+    ``synchronized=True`` is accepted on JAX and PyTorch (Keras 3.15 raises ``ValueError`` there).
 
     Args:
         axis: int or tuple of ints, the kept feature axes (default -1, the channels).
@@ -84,7 +88,8 @@ class BatchNormalization(keras.layers.Layer):
         beta_constraint, gamma_constraint: optional constraints of beta and gamma.
         renorm, renorm_clipping, renorm_momentum: Keras' batch-renormalization arguments, accepted at
             their defaults only (False, None, any momentum in [0, 1)).
-        synchronized: bool, global-batch statistics under a ``tf.distribute`` strategy (TensorFlow only).
+        synchronized: bool, global-batch statistics under a ``tf.distribute`` strategy; accepted on every
+            backend (on JAX and PyTorch the statistics are the whole batch's either way, see above).
         **kwargs: base layer arguments (``name``, ``dtype``).
     """
 
@@ -96,9 +101,6 @@ class BatchNormalization(keras.layers.Layer):
         super().__init__(**kwargs)
         self.axis = _axes(axis)
         self.synchronized = _validation.boolean("synchronized", synchronized)
-        if self.synchronized and keras.backend.backend() != "tensorflow":
-            raise ValueError("Argument `synchronized=True` needs the TensorFlow backend (tf.distribute). "
-                             f"Received: synchronized=True with KERAS_BACKEND={keras.backend.backend()}")
         self.momentum = _validation.unit_interval("momentum", momentum)
         self.epsilon = _validation.finite_positive("epsilon", epsilon)
         self.center = _validation.boolean("center", center)
@@ -165,8 +167,8 @@ class BatchNormalization(keras.layers.Layer):
                                  f"{tuple(x.shape)}")
             return _m.batchnorm_moments_masked(x, self._reduction, ops.expand_dims(mask, -1))
         replica = None
-        if self.synchronized:
-            import tensorflow as tf  # synchronized=True is TensorFlow-only (checked at construction)
+        if self.synchronized and keras.backend.backend() == "tensorflow":
+            import tensorflow as tf  # tf.distribute: replicas that each see a slice of the batch
 
             replica = tf.distribute.get_replica_context()
         if replica is not None and replica.num_replicas_in_sync > 1:
@@ -186,7 +188,9 @@ class BatchNormalization(keras.layers.Layer):
         variable.assign(ops.cast(new, variable.dtype))
 
     def call(self, inputs, training=None, mask=None):
-        dtype = keras.backend.result_type(inputs.dtype, "float32")
+        # float64 for float64 inputs, else float32 (written out: Keras' result_type(float64, float32) is float32
+        # on JAX and PyTorch)
+        dtype = "float64" if keras.backend.standardize_dtype(inputs.dtype) == "float64" else "float32"
         x = ops.cast(inputs, dtype)
         if training and self.trainable:
             static = [inputs.shape[a] for a in self._reduction]
@@ -194,9 +198,10 @@ class BatchNormalization(keras.layers.Layer):
                 raise ValueError("BatchNormalization in training needs m >= 2 values per statistic "
                                  f"(the batch variance of one value is undefined); input shape {inputs.shape}, "
                                  f"axis={self.axis}. Use a larger batch or call with training=False.")
-            mean, var, m = self._moments(x, mask)
+            mean, var, m = self._moments(x, mask)  # max(m, 2) by a where: keras.ops.maximum's result_type makes
+            # float64 float32 on JAX and PyTorch (Keras 3.15 maps every 64-bit result to 32 bits there)
             moving_var = self._b(self.moving_variance, dtype)
-            unbiased = ops.where(m > 1.0, _m.unbiased_variance(var, ops.maximum(m, 2.0)), moving_var)
+            unbiased = ops.where(m > 1.0, _m.unbiased_variance(var, ops.where(m > 1.0, m, ops.cast(2.0, m.dtype))), moving_var)
             self._update(self.moving_mean, mean, m > 0.0, dtype)
             self._update(self.moving_variance, unbiased, m > 1.0, dtype)
         else:

@@ -64,13 +64,19 @@ def _crop(x, state, height, width, data_format, guard):
     return _from_nhwc(y, data_format)
 
 
-def _rotation_train(x, state, half, shift, fixed, fill_mode, interpolation, fill_value, data_format):
-    """angles = half * (s + shift) + fixed: an add, a multiply, an add, where either half = 0 (a fixed
+def rotation_angles(state, n, half, shift, fixed):
+    """The ``n`` angles (radians, float32) RandomRotation draws from ``state``: half * (s + shift) + fixed for
+    the exact draws s of ``_random.symmetric``: an add, a multiply, an add, where either half = 0 (a fixed
     angle) or fixed = 0, so an FMA contracting the last two gives the same result (fma(a, b, 0) and
-    fma(0, b, c) are exact around one rounding). The range is tensors: one kernel per shape serves all."""
+    fma(0, b, c) are exact around one rounding): the same bits on every backend, eager or compiled."""
+    s = _random.symmetric(state, (n,))
+    return ops.add(ops.multiply(half, ops.add(s, shift)), fixed)
+
+
+def _rotation_train(x, state, half, shift, fixed, fill_mode, interpolation, fill_value, data_format):
+    """The range is tensors (``RandomRotation._angle_parameters``): one kernel per shape serves all."""
     x = _nhwc(x, data_format)
-    s = _random.symmetric(state, (ops.shape(x)[0],))
-    angles = ops.add(ops.multiply(half, ops.add(s, shift)), fixed)
+    angles = rotation_angles(state, ops.shape(x)[0], half, shift, fixed)
     y = _mi.random_rotation(x, angles, fill_mode, interpolation, fill_value)
     return _from_nhwc(ops.cast(y, x.dtype), data_format)
 
@@ -242,8 +248,9 @@ class RandomRotation(_ImageLayer):
     ``keras_optreg._random.symmetric`` and :math:`d = \frac{\theta_{hi}+\theta_{lo}}{\theta_{hi}-\theta_{lo}}`
     (0 for a symmetric range: one rounding, the same on every backend).
 
-    Deviations from ``keras.layers.RandomRotation``: ``"wrap"`` reads the pixel a whole period away
-    (TensorFlow's kernel, which Keras calls, clamps the sample coordinate near the seam instead);
+    Deviations from ``keras.layers.RandomRotation``: on TensorFlow, ``"wrap"`` reads the pixel a whole
+    period away (TensorFlow's kernel, which Keras calls there, clamps the sample coordinate near the seam
+    instead; Keras' JAX and PyTorch backends wrap as here);
     ``max_angle_degrees`` / ``max_angle_radians`` are extra; ``seed`` in [0, 2**31); the random state
     is saved with the layer.
 
@@ -284,15 +291,20 @@ class RandomRotation(_ImageLayer):
         self.interpolation = _validation.one_of("interpolation", interpolation, _mi.INTERPOLATIONS)
         self.fill_value = finite_in("fill_value", _validation.real("fill_value", fill_value), self.compute_dtype)
 
-    def _transform(self, x, training):
+    def _angle_parameters(self):
+        """(half, shift, fixed) of :func:`rotation_angles` for this layer's range, as float32 tensors."""
         lower, upper = self._range
-        if not training or lower == upper == 0.0:
-            return x
         if lower == upper:
             half, shift, fixed = 0.0, 0.0, lower
         else:
             half, shift, fixed = (upper - lower) / 2.0, (upper + lower) / (upper - lower), 0.0
-        f32 = [ops.convert_to_tensor(np.float32(v)) for v in (half, shift, fixed)]
+        return [ops.convert_to_tensor(np.float32(v)) for v in (half, shift, fixed)]
+
+    def _transform(self, x, training):
+        lower, upper = self._range
+        if not training or lower == upper == 0.0:
+            return x
+        f32 = self._angle_parameters()
         work = "float64" if keras.backend.standardize_dtype(x.dtype) == "float64" else "float32"
         fill = ops.convert_to_tensor(self.fill_value, work)
         return _rotation_train_xla(x, self.next_state(), *f32, self.fill_mode, self.interpolation, fill,

@@ -1,0 +1,165 @@
+"""The same draws on every backend (issue 16): for a given seed and call count the random layers give
+bit-identical Dropout masks, InputNoise noise, crop offsets, flips and rotation angles on TensorFlow, JAX and
+PyTorch, and a ``.keras`` file saved on one backend reloads on another and continues the same stream.
+
+The suite runs on one backend (``KERAS_BACKEND``); this file starts one subprocess per *other* backend
+(:func:`write_draws` there), which records its draws of calls 0, 1 and 2 and saves each layer after calls 0
+and 1. Here: the draws must be bit-identical to this backend's, and each reloaded layer's ``rng_state`` must
+be (seed, 2) and its next call must draw this backend's call 2. Running the suite on all three backends
+covers every ordered pair."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_optreg import layers as L
+from keras_optreg.layers import images
+from tests import layer_checks as lc
+from tests.backend import BACKEND
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+OTHERS = [b for b in PACKAGES if b != BACKEND]
+CALLS = 3  # draws of calls 0, 1, 2; files saved after calls 0 and 1
+
+# name: (layer, input). The inputs make each draw visible in the output: ones (a dropped unit is 0), zeros
+# (InputNoise(1.0) returns z itself: 0 + 1 * z is exact), distinct pixel values (the crop window and the
+# flips are read off the output; crop and flip move values without arithmetic).
+LAYERS = {
+    "dropout": (lambda: L.Dropout(0.5, seed=11), np.ones((3, 97), np.float32)),
+    "input_noise": (lambda: L.InputNoise(1.0, seed=12), np.zeros((3, 97), np.float32)),
+    "random_crop": (lambda: L.RandomCrop(4, 3, seed=13),
+                    np.arange(6 * 7 * 5, dtype=np.float32).reshape(6, 7, 5, 1)),
+    "random_flip": (lambda: L.RandomFlip("horizontal_and_vertical", seed=14),
+                    np.arange(16 * 2 * 3, dtype=np.float32).reshape(16, 2, 3, 1)),
+    "random_rotation": (lambda: L.RandomRotation(0.2, seed=15),
+                        np.random.default_rng(0).uniform(size=(5, 6, 6, 1)).astype(np.float32)),
+}
+
+
+def _draw(name, layer, x):
+    """One training call's draws: the mask, the noise, the crop and flip outputs; for the rotation the angles
+    (``images.rotation_angles`` on the state the call reads, exactly what the layer rotates by) and the image."""
+    out = {}
+    if name == "random_rotation":
+        state = lc.numpy(layer.rng_state)
+        out["angles"] = lc.numpy(images.rotation_angles(keras.ops.convert_to_tensor(state), x.shape[0],
+                                                        *layer._angle_parameters()))
+    y = lc.numpy(layer(x, training=True))
+    out["y"] = (y != 0) if name == "dropout" else y
+    return out
+
+
+def write_draws(directory):
+    """In a process on one backend: every layer's draws of calls 0..2 into ``draws.npz``, each layer saved as
+    a one-layer model ``<name>.keras`` after calls 0 and 1 (its state then (seed, 2))."""
+    record = {}
+    for name, (make, x) in LAYERS.items():
+        layer = make()
+        model = keras.Sequential([keras.Input(x.shape[1:]), layer])
+        for call in range(CALLS):
+            if call == 2:
+                model.save(os.path.join(directory, f"{name}.keras"))
+            for key, value in _draw(name, layer, x).items():
+                record[f"{name}/{call}/{key}"] = value
+    np.savez(os.path.join(directory, "draws.npz"), **record)
+
+
+_CHILD = """
+import os, sys
+sys.path.insert(0, {root!r})
+from tests.test_layers_backends import write_draws
+write_draws({directory!r})
+"""
+
+
+def _run_other_backend(backend, directory):
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD.format(root=ROOT, directory=str(directory))], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, f"{backend} worker failed:\n{err[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def others(tmp_path_factory):
+    """Per other backend, the directory its worker wrote (None where that backend is not installed)."""
+    out = {}
+    for backend in OTHERS:
+        if importlib.util.find_spec(PACKAGES[backend]) is None:
+            out[backend] = None
+            continue
+        directory = tmp_path_factory.mktemp(f"draws_{backend}")
+        _run_other_backend(backend, directory)
+        out[backend] = directory
+    return out
+
+
+def _ours():
+    record = {}
+    for name, (make, x) in LAYERS.items():
+        layer = make()
+        for call in range(CALLS):
+            for key, value in _draw(name, layer, x).items():
+                record[f"{name}/{call}/{key}"] = value
+    return record
+
+
+def _directory(others, backend):
+    if others[backend] is None:
+        pytest.skip(f"the {backend} backend is not installed ({PACKAGES[backend]}: pip install it to compare)")
+    return others[backend]
+
+
+@pytest.mark.parametrize("other", OTHERS)
+@pytest.mark.spec("dropout", "input_noise", "random_crop", "random_flip", "random_rotation")
+def test_dropout_input_noise_random_crop_random_flip_random_rotation_draw_the_same_bits_on_every_backend(
+        others, other):
+    theirs = np.load(_directory(others, other) / "draws.npz")
+    ours = _ours()
+    assert sorted(theirs.files) == sorted(ours)
+    for key, value in ours.items():
+        if key.startswith("random_rotation/") and key.endswith("/y"):
+            # the image goes through cos, sin and bilinear weights, whose float32 roundings may differ by an ulp
+            # between backends; the angles (compared bit for bit) are the draws
+            np.testing.assert_allclose(theirs[key], value, rtol=0, atol=1e-5, err_msg=f"{other}: {key}")
+        else:
+            np.testing.assert_array_equal(theirs[key], value, err_msg=f"{other}: {key}")
+    # the draws are not degenerate: masks mix, noise varies, calls differ
+    assert 0 < ours["dropout/0/y"].mean() < 1 and not np.array_equal(ours["dropout/0/y"], ours["dropout/1/y"])
+    assert not np.array_equal(ours["random_rotation/0/angles"], ours["random_rotation/1/angles"])
+
+
+@pytest.mark.parametrize("other", OTHERS)
+@pytest.mark.spec("dropout", "input_noise", "random_crop", "random_flip", "random_rotation")
+def test_dropout_input_noise_random_crop_random_flip_random_rotation_files_from_another_backend_continue_the_stream(
+        others, other):
+    directory = _directory(others, other)
+    ours = _ours()
+    for name, (make, x) in LAYERS.items():
+        model = keras.models.load_model(directory / f"{name}.keras")
+        layer = model.layers[0]
+        assert type(layer) is type(make()), name
+        state = lc.numpy(layer.rng_state)
+        np.testing.assert_array_equal(state, [make().seed, 2], err_msg=f"{other} -> {BACKEND}: {name} rng_state")
+        assert layer.rng_state.dtype == make().rng_state.dtype  # loaded into this backend's seed dtype
+        for key, value in _draw(name, layer, x).items():
+            want = ours[f"{name}/2/{key}"]
+            if name == "random_rotation" and key == "y":
+                np.testing.assert_allclose(value, want, rtol=0, atol=1e-5, err_msg=f"{other} -> {BACKEND}: {name}")
+            else:
+                np.testing.assert_array_equal(value, want, err_msg=f"{other} -> {BACKEND}: {name} {key}")
