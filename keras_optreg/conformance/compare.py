@@ -10,8 +10,17 @@ from __future__ import annotations
 import numpy as np
 
 
-def _as_array(x):
+def as_float64(x):
+    """``x`` as a float64 NumPy array. A PyTorch tensor (one that requires grad, or bfloat16, which NumPy's
+    conversion refuses) goes through ``keras.ops.convert_to_numpy`` first."""
+    if hasattr(x, "detach"):
+        import keras
+
+        x = keras.ops.convert_to_numpy(x)
     return np.asarray(x, dtype=np.float64)
+
+
+_as_array = as_float64
 
 
 def compare(got, expected, rtol, atol):

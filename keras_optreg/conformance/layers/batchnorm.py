@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from keras_optreg.conformance import engine as E
 from keras_optreg.conformance import strategies as S
 from keras_optreg.conformance import torch_runners as T
+from keras_optreg.conformance.compare import as_float64
 from keras_optreg_spec import corrected as C
 from keras_optreg_spec import printed as P
 
@@ -66,7 +67,7 @@ def bn_runner(factory):
         layer.build(x.shape)
         layer.gamma.assign(gamma)
         layer.beta.assign(beta)
-        return np.asarray(layer(x, training=True), np.float64)
+        return as_float64(layer(x, training=True))
     return run
 
 
@@ -112,7 +113,7 @@ def moving_runner(factory):
         layer.build(batches.shape[1:])
         for x in batches:
             layer(x, training=True)
-        return np.concatenate([np.asarray(layer.moving_mean, np.float64), np.asarray(layer.moving_variance, np.float64)])
+        return np.concatenate([as_float64(layer.moving_mean), as_float64(layer.moving_variance)])
     return run
 
 

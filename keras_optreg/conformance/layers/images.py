@@ -8,6 +8,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from keras_optreg.conformance import engine as E
+from keras_optreg.conformance.compare import as_float64
 from keras_optreg.conformance.layers.noise import STRUCTURAL, _binomial_z, sigma_tolerance
 from keras_optreg_spec import unnumbered as U
 
@@ -34,8 +35,8 @@ def flip_runner(factory):
     def run(example):
         x, seed = example
         layer = factory(seed)
-        y = np.asarray(layer(x, training=True), np.float64)
-        y_inf = np.asarray(layer(x, training=False), np.float64)
+        y = as_float64(layer(x, training=True))
+        y_inf = as_float64(layer(x, training=False))
         asym = np.array([not np.array_equal(b, b[:, ::-1]) for b in x])  # a symmetric image shows no flip
         mirrored = np.array([np.array_equal(a, b[:, ::-1]) for a, b in zip(y, x, strict=True)]) & asym
         return np.concatenate([y.ravel(), y_inf.ravel(), [_binomial_z(int(mirrored.sum()), int(asym.sum()), 0.5)]])
@@ -82,7 +83,7 @@ def crop_runner(factory):
     """[y (training), the larger |z| of the mean offsets against the uniform law, over unambiguous images]."""
     def run(example):
         x, h, w, seed = example
-        y = np.asarray(factory(h, w, seed)(x, training=True), np.float64)
+        y = as_float64(factory(h, w, seed)(x, training=True))
         if y.shape != (x.shape[0], h, w, x.shape[3]):
             raise ValueError(f"output shape {y.shape}, expected {(x.shape[0], h, w, x.shape[3])}")
         found = [_windows(np.asarray(a, np.float64), b) for a, b in zip(x, y, strict=True)]
@@ -150,7 +151,7 @@ def _fit_angle(image, out, max_angle):
 def rotation_runner(factory):
     def run(example):
         x, max_angle, seed = example
-        return np.concatenate([np.asarray(factory(max_angle, seed)(x, training=True), np.float64).ravel(), [0.0]])
+        return np.concatenate([as_float64(factory(max_angle, seed)(x, training=True)).ravel(), [0.0]])
     return run
 
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from keras_optreg.conformance import engine as E
 from keras_optreg.conformance import strategies as S
+from keras_optreg.conformance.compare import as_float64
 from keras_optreg_spec import unnumbered as U
 
 ULP = 2.0 ** -24
@@ -43,8 +44,8 @@ def dropout_runner(factory):
     def run(example):
         x, rate, seed = example
         layer = factory(rate, seed)
-        y = np.asarray(layer(x, training=True), np.float64).ravel()
-        y_inf = np.asarray(layer(x, training=False), np.float64).ravel()
+        y = as_float64(layer(x, training=True)).ravel()
+        y_inf = as_float64(layer(x, training=False)).ravel()
         z = _binomial_z(int(np.count_nonzero(y)), y.size, 1.0 - rate)
         return np.concatenate([y, y_inf, [z]])
     return run
@@ -90,10 +91,10 @@ def noise_runner(factory):
         x, sd, seed = example
         layer = factory(sd, seed)
         x64 = np.asarray(x, np.float64)
-        z = (np.asarray(layer(x, training=True), np.float64) - x64) / sd
+        z = (as_float64(layer(x, training=True)) - x64) / sd
         n = z.size
         return np.array([z.mean() * math.sqrt(n), (z.var() - 1.0) / math.sqrt(2.0 / n),
-                         float(np.max(np.abs(np.asarray(layer(x, training=False), np.float64) - x64)))])
+                         float(np.max(np.abs(as_float64(layer(x, training=False)) - x64)))])
     return run
 
 
