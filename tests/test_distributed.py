@@ -28,6 +28,7 @@ import pytest
 
 import keras_optreg_spec.corrected as sc
 from tests import _dist_worker as W
+from tests import workers
 
 pytestmark = pytest.mark.tensorflow_only(
     "tf.distribute (MirroredStrategy, MultiWorkerMirroredStrategy, checkpoints across strategies) is "
@@ -94,16 +95,11 @@ def checkpoint(_scenarios):
     return _scenarios["checkpoint"]
 
 
-def _pairs(result, prefix, other):
-    keys = sorted(k for k in result if k.startswith(prefix + "/") and not k.endswith("/loss"))
-    assert len(keys) == 7, keys  # conv kernel, gamma, beta, moving mean/variance, dense kernel/bias
-    return [(k, result[k], result[k.replace(prefix, other, 1)]) for k in keys]
+_pairs = workers.pairs
 
 
 def _close(got, want):
-    atol = RTOL * max(1.0, float(np.max(np.abs(want))))
-    np.testing.assert_allclose(got, want, rtol=0, atol=atol)
-    return float(np.max(np.abs(got - want)))
+    return workers.assert_close(got, want, RTOL)
 
 
 @pytest.mark.parametrize("opt", ["adam", "sgd"])

@@ -18,21 +18,16 @@ distribution that trained each device on its slice alone.
 from __future__ import annotations
 
 import math
-import os
-import pathlib
-import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from tests import workers
 from tests.backend import JAX
 
 pytestmark = pytest.mark.skipif(not JAX, reason="the JAX DataParallel worker starts its own JAX process; it runs "
                                                 "once, in the KERAS_BACKEND=jax run of the suite")
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 EPS32 = float(np.finfo(np.float32).eps)
 STEPS = 8  # the worker's N_SAMPLES // GLOBAL_BATCH * EPOCHS = 64 // 16 * 2, checked against its iterations
 RTOL = 8 * STEPS * EPS32
@@ -41,21 +36,8 @@ TIMEOUT_S = 300
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
-    out = tmp_path_factory.mktemp("jaxdist") / "dataparallel.npz"
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.Popen([sys.executable, "-m", "tests._jax_dist_worker", str(out)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        log = proc.communicate(timeout=TIMEOUT_S)[0]
-        assert proc.returncode == 0, f"worker failed (rc={proc.returncode}):\n{log[-4000:]}"
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"JAX DataParallel worker ran past {TIMEOUT_S} s")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    return dict(np.load(out))
+    return workers.run("tests._jax_dist_worker", tmp_path_factory.mktemp("jaxdist") / "dataparallel.npz", "jax",
+                       TIMEOUT_S)
 
 
 def _ran(result, scenario):
@@ -63,15 +45,11 @@ def _ran(result, scenario):
         pytest.fail(f"scenario {scenario!r} raised in the worker: {result[f'{scenario}/error']}")
 
 
-def _pairs(result, prefix, other):
-    keys = sorted(k for k in result if k.startswith(prefix + "/") and not k.endswith("/loss"))
-    assert len(keys) == 7, keys  # conv kernel, gamma, beta, moving mean/variance, dense kernel/bias
-    return [(k, result[k], result[k.replace(prefix, other, 1)]) for k in keys]
+_pairs = workers.pairs
 
 
 def _close(got, want):
-    atol = RTOL * max(1.0, float(np.max(np.abs(want))))
-    np.testing.assert_allclose(got, want, rtol=0, atol=atol)
+    workers.assert_close(got, want, RTOL)
 
 
 def _check_fit(result, tag):

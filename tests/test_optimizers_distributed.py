@@ -10,40 +10,22 @@ One replica's share alone has about half the norm, so the check would catch it.
 
 from __future__ import annotations
 
-import os
-import pathlib
-import signal
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+
+from tests import workers
 
 pytestmark = pytest.mark.tensorflow_only(
     "tf.distribute (MirroredStrategy) is TensorFlow's; JAX's DataParallel is tests/test_distributed_jax.py")
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 U = 2.0 ** -24
 TIMEOUT_S = 120
 
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
-    out = tmp_path_factory.mktemp("optim_dist") / "norms.npz"
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.Popen([sys.executable, "-m", "tests._optim_dist_worker", str(out)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        log = proc.communicate(timeout=TIMEOUT_S)[0]
-        assert proc.returncode == 0, f"worker failed (rc={proc.returncode}):\n{log[-4000:]}"
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"worker ran past {TIMEOUT_S} s")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    return dict(np.load(out))
+    return workers.run("tests._optim_dist_worker", tmp_path_factory.mktemp("optim_dist") / "norms.npz", "tensorflow",
+                       TIMEOUT_S)
 
 
 @pytest.mark.parametrize("case", ["loop/plain", "loop/clipnorm", "loop/global_clipnorm", "fit/plain"])
