@@ -132,7 +132,9 @@ def test_fit_and_keras_round_trip_on_this_backend(opt, tmp_path):
     model.save(path)
     again = keras.models.load_model(path)
     assert type(again.optimizer) is type(model.optimizer)
-    for a, b in zip(again.optimizer.variables, model.optimizer.variables, strict=True):
+    saved = [v for v in model.optimizer.variables if not v.path.endswith("gradient_norm")]  # JAX: never saved
+    restored = [v for v in again.optimizer.variables if not v.path.endswith("gradient_norm")]
+    for a, b in zip(restored, saved, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     np.testing.assert_array_equal(np.asarray(again.predict(x, verbose=0)), np.asarray(model.predict(x, verbose=0)))
 
