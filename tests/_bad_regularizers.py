@@ -33,7 +33,7 @@ def _equals_spec(name, lam, dtype):
         stored = keras.ops.convert_to_numpy(_weight(dtype)).astype(np.float64)
         want = SPEC[name]([stored], lam)
         np.testing.assert_allclose(float(penalty), want, rtol=1e-6)
-        assert penalty.dtype == "float32"
+        assert keras.backend.standardize_dtype(penalty.dtype) == "float32"
     return check
 
 

@@ -196,7 +196,7 @@ class BatchNormalization(keras.layers.Layer):
             static = [inputs.shape[a] for a in self._reduction]
             if mask is None and all(d is not None for d in static) and math.prod(static) == 1:
                 raise ValueError("BatchNormalization in training needs m >= 2 values per statistic "
-                                 f"(the batch variance of one value is undefined); input shape {inputs.shape}, "
+                                 f"(the batch variance of one value is undefined); input shape {tuple(inputs.shape)}, "
                                  f"axis={self.axis}. Use a larger batch or call with training=False.")
             mean, var, m = self._moments(x, mask)  # max(m, 2) by a where: keras.ops.maximum's result_type makes
             # float64 float32 on JAX and PyTorch (Keras 3.15 maps every 64-bit result to 32 bits there)
