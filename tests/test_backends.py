@@ -41,9 +41,16 @@ def _law(name, fan_in, fan_out):
     return b * b / 3.0, stats.UNIFORM_KURTOSIS, stats.uniform_cdf(b), b
 
 
+KERAS_TORCH_TRUNCATION = pytest.mark.xfail(
+    BACKEND == "torch", strict=True,
+    reason="Keras 3.15.1's torch truncated_normal keeps the first of 4 candidates inside (-2, 2) and returns an "
+           "outside one when all 4 miss (p = 4.3e-6 per draw; measured: these 60000 draws hold one); FlaxDefault "
+           "draws what its Keras twin LecunNormal draws (tests/test_initializers_dropin.py)")
+
+
 @pytest.mark.parametrize("seed", [0, 12345])
 @pytest.mark.parametrize("name, cls", [("glorot", ki.GlorotUniform), ("torch", ki.TorchDefault),
-                                       ("flax", ki.FlaxDefault)])
+                                       pytest.param("flax", ki.FlaxDefault, marks=KERAS_TORCH_TRUNCATION)])
 @pytest.mark.spec("eq01", "eq02", "eq03")
 def test_eq01_eq02_eq03_initializers_on_this_backend(name, cls, seed):
     shape = (200, 300)
