@@ -162,8 +162,10 @@ def test_monitor_never_replaces_optimizer_methods_even_when_fit_crashes(tmp_path
                 raise RuntimeError("crash")
 
     model = _model(keras_optreg.SGD(0.05))
+    monitor = OptimizerMonitor(tmp_path)  # held open: the steps before the crash are on disk, not in a buffer
+    x, y = _data()
     with pytest.raises(RuntimeError, match="crash"):
-        _fit(model, tmp_path, epochs=1, callbacks=[Crash()])
+        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[monitor, Crash()])
     assert "apply" not in vars(model.optimizer)
     assert sorted(read_scalars(tmp_path / "train")["optimizer/gradient_norm"]) == [1, 2]
 

@@ -289,8 +289,6 @@ class OptimizerMonitor(keras.callbacks.Callback):
         self._writer("train").write(epoch, train, histograms)
         if val:
             self._writer("validation").write(epoch, val)
-        for writer in self._writers.values():
-            writer.flush()
 
     def get_config(self):
         return {"log_dir": self.log_dir, "update_freq": self.update_freq, "histogram_freq": self.histogram_freq}
