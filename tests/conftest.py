@@ -4,7 +4,7 @@ Profiles (select with HYPOTHESIS_PROFILE; CI=true selects ``ci`` on TensorFlow, 
 and PyTorch):
   dev       fast local iteration (25 examples, random, with the example database);
   ci        what CI runs on TensorFlow: derandomized, no database, no deadline, 100 examples per property;
-  ci_other  what CI runs on JAX and PyTorch: the same, 25 examples per property. The properties are the
+  ci_other  what CI runs on JAX and PyTorch: the same, 10 examples per property. The properties are the
             same keras.ops code on every backend, searched with 100 examples on TensorFlow; the other
             backends check that it computes the same there, in a CI budget of 20 minutes for all three;
   thorough  1000 examples per property, for a long local run.
@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("dev", max_examples=25, **_common)
 settings.register_profile("ci", max_examples=100, derandomize=True, database=None, print_blob=True, **_common)
-settings.register_profile("ci_other", max_examples=25, derandomize=True, database=None, print_blob=True, **_common)
+settings.register_profile("ci_other", max_examples=10, derandomize=True, database=None, print_blob=True, **_common)
 settings.register_profile("thorough", max_examples=1000, **_common)
 
 _ci = "ci" if os.environ["KERAS_BACKEND"] == "tensorflow" else "ci_other"
@@ -35,6 +35,9 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))
 pytest_plugins = ("pytester", "keras_optreg.conformance.pytest_plugin")
 
 TENSORFLOW_ONLY = "tensorflow_only"
+#: a test whose subject does not depend on the Keras backend (e.g. the conformance table's PyTorch, optax and
+#: printed-spec columns): it runs once, in the TensorFlow run
+BACKEND_INDEPENDENT = "backend_independent"
 #: test files whose subject does not depend on the Keras backend: they run once, in the TensorFlow run
 ONCE = {"test_spec_*.py": "the spec (NumPy only) and its coverage plugin",
         "test_packaging.py": "the sdist and wheel (built and installed once)",
@@ -44,6 +47,8 @@ ONCE = {"test_spec_*.py": "the spec (NumPy only) and its coverage plugin",
 def pytest_configure(config):
     config.addinivalue_line("markers", f"{TENSORFLOW_ONLY}(reason): TensorFlow-only machinery; skipped, with the "
                                        "reason, on the JAX and PyTorch backends (README lists the reasons)")
+    config.addinivalue_line("markers", f"{BACKEND_INDEPENDENT}(reason): the subject does not depend on the Keras "
+                                       "backend; runs in the TensorFlow run only")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -54,6 +59,9 @@ def pytest_collection_modifyitems(config, items):
         return
     for item in items:
         once = next((why for pattern, why in ONCE.items() if item.path.match(pattern)), None)
+        mark = item.get_closest_marker(BACKEND_INDEPENDENT)
+        if once is None and mark is not None:
+            once = mark.args[0] if mark.args else mark.kwargs.get("reason", "")
         if once is not None:
             item.add_marker(pytest.mark.skip(reason=f"backend-independent: {once}, tested in the TensorFlow run"))
             continue

@@ -2,11 +2,13 @@
 bit-identical Dropout masks, InputNoise noise, crop offsets, flips and rotation angles on TensorFlow, JAX and
 PyTorch, and a ``.keras`` file saved on one backend reloads on another and continues the same stream.
 
-The suite runs on one backend (``KERAS_BACKEND``); this file starts one subprocess per *other* backend
-(:func:`write_draws` there), which records its draws of calls 0, 1 and 2 and saves each layer after calls 0
-and 1. Here: the draws must be bit-identical to this backend's, and each reloaded layer's ``rng_state`` must
-be (seed, 2) and its next call must draw this backend's call 2. Running the suite on all three backends
-covers every ordered pair."""
+The suite runs on one backend (``KERAS_BACKEND``); this file saves each layer here after calls 0 and 1 and
+starts one subprocess on the *next* backend of the ring tensorflow -> jax -> torch -> tensorflow
+(:func:`write_draws` there), which records its draws of calls 0, 1 and 2, saves each layer after calls 0 and
+1, and reloads this backend's files and draws their call 2. Here: the other backend's draws must be
+bit-identical to this backend's, each of its reloaded layers must have ``rng_state`` (seed, 2) and draw this
+backend's call 2, and so must this backend's files reloaded there. Each run checks one pair both ways; the
+suite on all three backends covers every ordered pair (bit equality is the same relation every way round)."""
 
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ from tests.backend import BACKEND
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
-OTHERS = [b for b in PACKAGES if b != BACKEND]
+RING = tuple(PACKAGES)
+OTHERS = [RING[(RING.index(BACKEND) + 1) % len(RING)]]  # the next backend of the ring
 CALLS = 3  # draws of calls 0, 1, 2; files saved after calls 0 and 1
 
 # name: (layer, input). The inputs make each draw visible in the output: ones (a dropped unit is 0), zeros
@@ -58,9 +61,11 @@ def _draw(name, layer, x):
     return out
 
 
-def write_draws(directory):
+def write_draws(directory, theirs=None):
     """In a process on one backend: every layer's draws of calls 0..2 into ``draws.npz``, each layer saved as
-    a one-layer model ``<name>.keras`` after calls 0 and 1 (its state then (seed, 2))."""
+    a one-layer model ``<name>.keras`` after calls 0 and 1 (its state then (seed, 2)). With ``theirs`` (a
+    directory of another backend's files): each of those reloaded, its state and its next call's draws
+    recorded as ``<name>/loaded/state`` and ``<name>/loaded/<key>``."""
     record = {}
     for name, (make, x) in LAYERS.items():
         layer = make()
@@ -70,6 +75,12 @@ def write_draws(directory):
                 model.save(os.path.join(directory, f"{name}.keras"))
             for key, value in _draw(name, layer, x).items():
                 record[f"{name}/{call}/{key}"] = value
+        if theirs is not None:
+            loaded = keras.models.load_model(os.path.join(theirs, f"{name}.keras")).layers[0]
+            assert type(loaded) is type(layer), name
+            record[f"{name}/loaded/state"] = lc.numpy(loaded.rng_state)
+            for key, value in _draw(name, loaded, x).items():
+                record[f"{name}/loaded/{key}"] = value
     np.savez(os.path.join(directory, "draws.npz"), **record)
 
 
@@ -77,13 +88,14 @@ _CHILD = """
 import os, sys
 sys.path.insert(0, {root!r})
 from tests.test_layers_backends import write_draws
-write_draws({directory!r})
+write_draws({directory!r}, {theirs!r})
 """
 
 
-def _run_other_backend(backend, directory):
+def _run_other_backend(backend, directory, theirs):
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD.format(root=ROOT, directory=str(directory))], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD.format(root=ROOT, directory=str(directory),
+                                                                 theirs=str(theirs))], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -97,14 +109,17 @@ def _run_other_backend(backend, directory):
 
 @pytest.fixture(scope="module")
 def others(tmp_path_factory):
-    """Per other backend, the directory its worker wrote (None where that backend is not installed)."""
+    """Per other backend, the directory its worker wrote (None where that backend is not installed); this
+    backend's own files, which the worker reloads, are in ``ours/`` beside them."""
+    ours = tmp_path_factory.mktemp(f"draws_{BACKEND}")
+    write_draws(ours)
     out = {}
     for backend in OTHERS:
         if importlib.util.find_spec(PACKAGES[backend]) is None:
             out[backend] = None
             continue
         directory = tmp_path_factory.mktemp(f"draws_{backend}")
-        _run_other_backend(backend, directory)
+        _run_other_backend(backend, directory, ours)
         out[backend] = directory
     return out
 
@@ -131,7 +146,7 @@ def test_dropout_input_noise_random_crop_random_flip_random_rotation_draw_the_sa
         others, other):
     theirs = np.load(_directory(others, other) / "draws.npz")
     ours = _ours()
-    assert sorted(theirs.files) == sorted(ours)
+    assert sorted(k for k in theirs.files if "/loaded/" not in k) == sorted(ours)
     for key, value in ours.items():
         if key.startswith("random_rotation/") and key.endswith("/y"):
             # the image goes through cos, sin and bilinear weights, whose float32 roundings may differ by an ulp
@@ -163,3 +178,24 @@ def test_dropout_input_noise_random_crop_random_flip_random_rotation_files_from_
                 np.testing.assert_allclose(value, want, rtol=0, atol=1e-5, err_msg=f"{other} -> {BACKEND}: {name}")
             else:
                 np.testing.assert_array_equal(value, want, err_msg=f"{other} -> {BACKEND}: {name} {key}")
+
+
+@pytest.mark.parametrize("other", OTHERS)
+@pytest.mark.spec("dropout", "input_noise", "random_crop", "random_flip", "random_rotation")
+def test_dropout_input_noise_random_crop_random_flip_random_rotation_files_from_this_backend_continue_on_another(
+        others, other):
+    theirs = np.load(_directory(others, other) / "draws.npz")
+    ours = _ours()
+    for name, (make, _) in LAYERS.items():
+        np.testing.assert_array_equal(theirs[f"{name}/loaded/state"], [make().seed, 2],
+                                      err_msg=f"{BACKEND} -> {other}: {name} rng_state")
+        for key in _draw_keys(name):
+            got, want = theirs[f"{name}/loaded/{key}"], ours[f"{name}/2/{key}"]
+            if name == "random_rotation" and key == "y":
+                np.testing.assert_allclose(got, want, rtol=0, atol=1e-5, err_msg=f"{BACKEND} -> {other}: {name}")
+            else:
+                np.testing.assert_array_equal(got, want, err_msg=f"{BACKEND} -> {other}: {name} {key}")
+
+
+def _draw_keys(name):
+    return ("angles", "y") if name == "random_rotation" else ("y",)

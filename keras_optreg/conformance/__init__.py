@@ -14,6 +14,7 @@ Python API (Hypothesis is imported on first use)::
 
     from keras_optreg import conformance
     verdicts = conformance.run(only=["adam"], max_examples=50)    # the table's rows
+    verdicts = conformance.run(columns=["keras_optreg"])           # one column of every row
     verdict = conformance.verify(MyAdam, "eq18")                   # your component, any kind
     conformance.assert_conforms(MyInitializer, "eq01")             # the same, as an assertion
 
@@ -25,11 +26,12 @@ The toolkit the test suite imports lives here too: ``strategies`` (Hypothesis), 
 from __future__ import annotations
 
 
-def run(only=None, max_examples=50, progress=None):
-    """The verdicts (``engine.Verdict``) of the selected rows (keys or spec ids, e.g. ``["adam", "eq19"]``)."""
+def run(only=None, max_examples=50, progress=None, columns=None):
+    """The verdicts (``engine.Verdict``) of the selected rows (keys or spec ids, e.g. ``["adam", "eq19"]``)
+    and columns (``registry.COLUMNS``, e.g. ``["keras_optreg", "keras"]``; all when None)."""
     from keras_optreg.conformance import registry
 
-    return registry.run(only=only, max_examples=max_examples, progress=progress)
+    return registry.run(only=only, max_examples=max_examples, progress=progress, columns=columns)
 
 
 def verify(factory, spec_id, *, max_examples=None, settings=None):

@@ -1,4 +1,5 @@
-"""``python -m keras_optreg.conformance [--format markdown|json] [--only adam,eq19] [--max-examples N]``.
+"""``python -m keras_optreg.conformance [--format markdown|json] [--only adam,eq19] [--columns keras_optreg,keras]
+[--max-examples N]``.
 
 Exit code: 0 when every keras_optreg component conforms, 1 when one does not, 2 when a check
 itself failed (an internal error) or Hypothesis is missing. The checks run on the Keras backend Keras
@@ -18,6 +19,8 @@ def _parser():
     p = argparse.ArgumentParser(prog="python -m keras_optreg.conformance", description=__doc__.split("\n\n")[0])
     p.add_argument("--format", choices=("markdown", "json"), default="markdown")
     p.add_argument("--only", default="", help="comma-separated row keys or spec ids, e.g. adam,momentum,eq19")
+    p.add_argument("--columns", default="", help="comma-separated columns, e.g. keras_optreg,keras (default: all: "
+                                                 "keras_optreg, keras, spec (as printed), torch, optax)")
     p.add_argument("--max-examples", type=int, default=50, help="Hypothesis examples per cell (default 50)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return p
@@ -36,8 +39,10 @@ def main(argv=None):
     from keras_optreg.conformance import registry, report
 
     only = [s.strip() for s in args.only.split(",") if s.strip()]
+    columns = [s.strip() for s in args.columns.split(",") if s.strip()] or None
     try:
         registry.select(only)
+        registry.check_columns(columns)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -46,10 +51,11 @@ def main(argv=None):
         if not args.quiet:
             print(f"[{seconds:5.1f}s] {v.row} | {v.column}: {v.status}", file=sys.stderr, flush=True)
 
-    verdicts = registry.run(only=only, max_examples=args.max_examples, progress=progress)
+    verdicts = registry.run(only=only, max_examples=args.max_examples, progress=progress, columns=columns)
     code = report.exit_code(verdicts)
     if args.format == "json":
-        print(report.as_json(verdicts, max_examples=args.max_examples, only=only, exit_code=code))
+        print(report.as_json(verdicts, max_examples=args.max_examples, only=only,
+                             columns=list(registry.check_columns(columns)), exit_code=code))
     else:
         print(report.markdown(verdicts))
     return code

@@ -48,11 +48,28 @@ def select(only=None):
     return [r for r in rows() if r[0] in wanted or wanted & set(r[1])]
 
 
-def run(only=None, max_examples=50, progress=None):
-    """Every verdict of the selected rows; ``progress(verdict, seconds)`` after each cell."""
+def check_columns(columns):
+    """``columns`` as a tuple of names from :data:`COLUMNS` (all of them when None)."""
+    if columns is None:
+        return COLUMNS
+    columns = (columns,) if isinstance(columns, str) else tuple(columns)
+    unknown = [c for c in columns if c not in COLUMNS]
+    if unknown or not columns:
+        raise ValueError(f"Argument `columns` must name some of {', '.join(map(repr, COLUMNS))}. "
+                         f"Received: columns={columns!r}")
+    return columns
+
+
+def run(only=None, max_examples=50, progress=None, columns=None):
+    """Every verdict of the selected rows and ``columns``; ``progress(verdict, seconds)`` after each cell.
+
+    A cell of a column not selected is neither checked nor reported."""
+    columns = check_columns(columns)
     verdicts = []
     for _key, _ids, _label, cells in select(only):
         for cell in cells():
+            if cell.column not in columns:
+                continue
             start = time.perf_counter()
             verdict = cell if isinstance(cell, E.Verdict) else E.evaluate(cell, max_examples)
             verdicts.append(verdict)
