@@ -27,7 +27,6 @@ import math
 
 import keras
 import tensorflow as tf
-from keras import ops
 
 from keras_optreg._math import optim as M
 from keras_optreg.optimizers import _checks as C
@@ -89,29 +88,19 @@ def apply(rule, variable, slots, gradient, scalars, finite=None, with_norm=False
                    tuple(_handle(s) for s in slots), gradient, tuple(scalars), finite, with_norm)
 
 
-def _finite(gradients):
-    return ops.all(ops.stack([ops.all(ops.isfinite(g)) for g in gradients]))
-
-
-_finite_kernel = tf.function(_finite, jit_compile=True, autograph=False)
-
-
-def _squares(gradients):
-    return [M.sum_of_squares(g) for g in gradients]
-
-
-_squares_kernel = tf.function(_squares, jit_compile=True, autograph=False)
+_finite_kernel = tf.function(M.all_finite, jit_compile=True, autograph=False)
+_squares_kernel = tf.function(M.sums_of_squares, jit_compile=True, autograph=False)
 
 
 def sums_of_squares(gradients):
-    """``_math.optim.sum_of_squares`` of each gradient: one XLA computation where ``available()``."""
+    """``_math.optim.sums_of_squares(gradients)``: one XLA computation where ``available()``."""
     if available():
         return _squares_kernel([tf.convert_to_tensor(g) for g in gradients])
-    return _squares(gradients)
+    return M.sums_of_squares(gradients)
 
 
 def all_finite(gradients):
-    """Whether every gradient is finite: one fused reduction (XLA) where ``available()``."""
+    """``_math.optim.all_finite(gradients)``: one fused reduction (XLA) where ``available()``."""
     if available():
         return _finite_kernel([tf.convert_to_tensor(g) for g in gradients])
-    return _finite(gradients)
+    return M.all_finite(gradients)

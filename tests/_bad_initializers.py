@@ -7,8 +7,8 @@ import numpy as np
 
 from keras_optreg import initializers as ki
 from keras_optreg_spec import corrected
+from tests.backend import float64_on
 from tests.badinput import Case
-from tests.layer_checks import float64_on
 
 NAN = float("nan")
 CLASSES = {"glorot": ki.GlorotUniform, "torch": ki.TorchDefault, "flax": ki.FlaxDefault}

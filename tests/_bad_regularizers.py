@@ -7,9 +7,8 @@ import numpy as np
 
 from keras_optreg import regularizers as kr
 from keras_optreg_spec import corrected, printed
-from tests.backend import jit
+from tests.backend import float64_on, jit
 from tests.badinput import Case
-from tests.layer_checks import float64_on
 
 NAN, INF = float("nan"), float("inf")
 CLASSES = {"weight_norm": kr.WeightNorm, "tikhonov": kr.Tikhonov}

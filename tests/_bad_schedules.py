@@ -7,8 +7,8 @@ import numpy as np
 
 import keras_optreg
 from keras_optreg_spec import corrected
+from tests.backend import float64_on
 from tests.badinput import Case
-from tests.layer_checks import float64_on
 
 NAN, INF = float("nan"), float("inf")
 LD = keras_optreg.LinearDecay

@@ -9,7 +9,10 @@ that reason, and README's "TensorFlow only" list is the list of those reasons.
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
+import numpy as np
 
 BACKEND = keras.backend.backend()
 TENSORFLOW = BACKEND == "tensorflow"
@@ -19,6 +22,22 @@ TORCH = BACKEND == "torch"
 #: False, its trainer's default (``jit_compile=True`` there is ``torch.compile``: measured 90-380 s for one
 #: small model's fit on this 2-core CPU)
 JIT_COMPILE = not TORCH
+
+
+def numpy(x, dtype=None):
+    """``x`` (a tensor of any backend, a Variable, an array) as a NumPy array: ``keras.ops.convert_to_numpy``,
+    which detaches a PyTorch tensor from autograd (``np.asarray`` of one that requires grad raises)."""
+    return np.asarray(keras.ops.convert_to_numpy(x), dtype)
+
+
+def float64_on(*dtypes):
+    """A context in which the dtypes named (policies included) exist: on JAX, where float64 and int64 need
+    ``jax_enable_x64``, ``jax.enable_x64(True)`` when any names float64 or int64; else nothing."""
+    if JAX and any("float64" in str(d) or "int64" in str(d) for d in dtypes):
+        import jax
+
+        return jax.enable_x64(True)
+    return contextlib.nullcontext()
 
 
 def x64():

@@ -4,34 +4,13 @@ the backend's compiler (:func:`compiled_call`), ``model.fit``, a custom training
 
 from __future__ import annotations
 
-import contextlib
-
 import keras
 import numpy as np
 from keras import ops
 
-from tests.backend import JAX, TENSORFLOW, TORCH
+from tests.backend import JAX, JIT_COMPILE, TENSORFLOW, TORCH, float64_on, numpy  # noqa: F401 (lc.numpy, lc.float64_on)
 
-# model.fit's jit_compile: XLA on TensorFlow and JAX (Keras compiles fit with XLA on TF only when a GPU is present,
-# so the tests ask for it); on PyTorch jit_compile=True means torch.compile (inductor: a C++ toolchain and minutes
-# of compilation per test), so fit runs eagerly there, as Keras' torch trainer does by default.
-FIT_JIT = not TORCH
-
-
-def numpy(x, dtype=None):
-    """``x`` (a tensor of any backend, a Variable, an array) as a NumPy array: ``keras.ops.convert_to_numpy``,
-    which detaches a PyTorch tensor from autograd (``np.asarray`` of one that requires grad raises)."""
-    return np.asarray(ops.convert_to_numpy(x), dtype)
-
-
-def float64_on(*dtypes):
-    """A context in which the dtypes named (policies included) exist: on JAX, where float64 and int64 need
-    ``jax_enable_x64``, ``jax.enable_x64(True)`` when any names float64 or int64; else nothing."""
-    if JAX and any("float64" in str(d) or "int64" in str(d) for d in dtypes):
-        import jax
-
-        return jax.enable_x64(True)
-    return contextlib.nullcontext()
+FIT_JIT = JIT_COMPILE  # model.fit's jit_compile: tests/backend.py JIT_COMPILE
 
 
 def assert_keras_round_trip(model, path):

@@ -204,6 +204,17 @@ def sum_of_squares(g):
         n, squared = m, True
     return total + ops.sum(x)
 
+
+def sums_of_squares(grads):
+    """``sum_of_squares`` of each tensor of the list ``grads``, in order."""
+    return [sum_of_squares(g) for g in grads]
+
+
+def all_finite(grads):
+    """A boolean scalar: whether every element of every tensor of ``grads`` is finite (no NaN, no infinity)."""
+    return ops.all(ops.stack([ops.all(ops.isfinite(g)) for g in grads]))
+
+
 def global_norm(grads):
     r"""The global norm :math:`\|g\|_2 = \sqrt{\sum_v \sum_i g_{v,i}^2}` of a list of tensors, as float32.
 

@@ -20,8 +20,6 @@ def as_float64(x):
     return np.asarray(x, dtype=np.float64)
 
 
-_as_array = as_float64
-
 
 def compare(got, expected, rtol, atol):
     """(ok, normwise relative error, index of the worst element, max |diff| / allowed) of ``got`` against ``expected``.
@@ -29,7 +27,7 @@ def compare(got, expected, rtol, atol):
     ``ok``: every element within ``atol + rtol |expected|`` (``numpy.isclose``; NaN equals NaN); a shape
     mismatch is not ok. ``rtol`` and ``atol`` may be arrays broadcasting against ``expected``.
     """
-    got, expected = _as_array(got), _as_array(expected)
+    got, expected = as_float64(got), as_float64(expected)
     if got.shape != expected.shape:
         return False, np.inf, None, np.inf
     with np.errstate(invalid="ignore", over="ignore"):
@@ -55,7 +53,7 @@ def assert_matches_spec(actual, expected, *, eq, inputs=None, rtol=1e-6, atol=0.
 
     The message names the equation, the number of differing elements, the worst one and every input.
     """
-    actual, expected = _as_array(actual), _as_array(expected)
+    actual, expected = as_float64(actual), as_float64(expected)
     if actual.shape != expected.shape:
         raise AssertionError(f"{eq}: shape {actual.shape} != spec shape {expected.shape}")
     ok, _, worst, _ = compare(actual, expected, rtol, atol)

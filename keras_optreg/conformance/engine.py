@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 
-from keras_optreg.conformance.compare import _as_array, compare
+from keras_optreg.conformance.compare import as_float64, compare
 
 CONFORMS, DEVIATES, NA, NOT_INSTALLED, ERROR = "conforms", "deviates", "n/a", "not installed", "error"
 UNEXPLAINED = "unexplained"
@@ -176,9 +176,9 @@ def _counterexample(check, fail):
     example, got, expected, worst, rtol, atol = fail
     out = {"inputs": check.describe(example), "expected": "-", "got": _short(got), "example": example}
     if worst is not None:
-        shape = _as_array(expected).shape
+        shape = as_float64(expected).shape
         rtol, atol = (float(np.broadcast_to(np.asarray(x, np.float64), shape)[worst]) for x in (rtol, atol))
-        got, expected = float(_as_array(got)[worst]), float(_as_array(expected)[worst])
+        got, expected = float(as_float64(got)[worst]), float(as_float64(expected)[worst])
         at = f" at {tuple(int(i) for i in worst)}" if len(worst) else ""
         out.update(inputs=out["inputs"] + at, expected=_short(expected),
                    got=_short(got), allowed=f"{atol + rtol * abs(expected):.2g}", difference=f"{abs(got - expected):.2g}")

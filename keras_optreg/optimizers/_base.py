@@ -59,20 +59,16 @@ def _dense(g):
     return _tf().dense(g) if _tensorflow() else g
 
 
-def _finite(gradients):
-    return ops.all(ops.stack([ops.all(ops.isfinite(g)) for g in gradients]))
-
-
 def _sums_of_squares(gradients):
     if _fused_available():
         return _tf().fused.sums_of_squares(gradients)
-    return [M.sum_of_squares(g) for g in gradients]
+    return M.sums_of_squares(gradients)
 
 
 def _all_finite(gradients):
     if _fused_available():
         return _tf().fused.all_finite(gradients)
-    return _finite(gradients)
+    return M.all_finite(gradients)
 
 
 class _Optimizer(keras.optimizers.Optimizer):
