@@ -27,14 +27,12 @@ from keras_optreg.callbacks import GradientNormOptimizer, OptimizerMonitor
 from keras_optreg.callbacks import _events as E
 from keras_optreg.demo.report import best_epoch
 from keras_optreg_spec import printed, unnumbered
-from tests.backend import BACKEND, TORCH, value_and_grad
+from tests.backend import BACKEND, JIT_COMPILE, TORCH, value_and_grad
 from tests.events import histograms, read_points, read_scalars, read_tags, read_with_tensorboard
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 N, BATCH = 64, 16  # 4 steps per epoch
-# model.compile(jit_compile=True): XLA on TensorFlow and JAX; on PyTorch it means torch.compile (Dynamo), not what
-# these tests are about (tests.backend.jit runs PyTorch eagerly for the same reason)
-JIT = not TORCH
+JIT = JIT_COMPILE  # model.compile's: XLA on TensorFlow, jax.jit on JAX, eager on PyTorch (tests/backend.py)
 STEPS_PER_EXECUTION = "Keras' PyTorch trainer takes steps_per_execution=1 only (a ValueError in compile)"
 TENSORBOARD_CALLBACK = "tf.summary.record_if: the recording condition Keras' TensorBoard callback sets is TensorFlow's"
 PER_STEP = ("optimizer/learning_rate", "optimizer/gradient_norm", "optimizer/update_norm")

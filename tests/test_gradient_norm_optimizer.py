@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from keras_optreg.callbacks import GradientNormOptimizer
-from tests.backend import JAX, MODES, TORCH, stepper, value_and_grad
+from tests.backend import JAX, JIT_COMPILE, MODES, stepper, value_and_grad
 
 N, BATCH = 48, 16
-JIT = not TORCH  # model.compile(jit_compile=True) is XLA on TensorFlow and JAX, torch.compile (Dynamo) on PyTorch
+JIT = JIT_COMPILE  # model.compile's: XLA on TensorFlow, jax.jit on JAX, eager on PyTorch (tests/backend.py)
 
 
 def _data(seed=0):

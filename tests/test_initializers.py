@@ -12,7 +12,7 @@ from keras_optreg import initializers as ki
 from keras_optreg.conformance.compare import assert_matches_spec
 from keras_optreg_spec import corrected, printed
 from tests import stats
-from tests.backend import jit, x64
+from tests.backend import JIT_COMPILE, jit, x64
 from tests.layer_checks import assert_keras_round_trip, float64_on
 
 # (shape, fan_in, fan_out) under Keras' layout: Dense, Conv1D, Conv2D, Conv3D kernels.
@@ -198,7 +198,7 @@ def test_eq01_eq02_eq03_keras_file_round_trip(tmp_path):
     assert isinstance(dense.bias_initializer, ki.TorchDefaultBias) and dense.bias_initializer.fan_in == 6
     assert dense.bias_initializer.seed == 22
     assert ki.GlorotUniform.from_config(ki.GlorotUniform().get_config()).seed is None
-    loaded.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    loaded.compile(optimizer="sgd", loss="mse", jit_compile=JIT_COMPILE)
     hist = loaded.fit(np.ones((4, 8, 8, 3), "float32"), np.zeros((4, 4), "float32"), epochs=1, verbose=0)
     assert np.isfinite(hist.history["loss"][0])
 

@@ -22,7 +22,7 @@ from keras_optreg import initializers as ki
 from keras_optreg._math import init as init_math
 from keras_optreg_spec import corrected
 from tests import stats
-from tests.backend import BACKEND, TENSORFLOW
+from tests.backend import BACKEND, JIT_COMPILE, TENSORFLOW
 from tests.layer_checks import assert_keras_round_trip
 from tests.test_initializers import _expected
 
@@ -315,7 +315,7 @@ def test_eq01_eq02_eq03_keras_file_round_trip_with_einsum_and_attention(tmp_path
     ed = loaded.layers[2]
     assert isinstance(ed.kernel_initializer, ki.TorchDefault) and ed.kernel_initializer.input_axes == [0]
     assert isinstance(loaded.layers[1]._kernel_initializer.seed, keras.random.SeedGenerator)
-    loaded.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    loaded.compile(optimizer="sgd", loss="mse", jit_compile=JIT_COMPILE)
     hist = loaded.fit(np.ones((4, 3, 16), "float32"), np.zeros((4, 1), "float32"), epochs=1, verbose=0)
     assert np.isfinite(hist.history["loss"][0])
 
