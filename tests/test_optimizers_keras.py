@@ -231,19 +231,21 @@ def test_ema_follows_its_formula_and_overwrites(ours):
 
 @pytest.mark.parametrize("ours", [p[1] for p in PAIRS], ids=IDS)
 def test_gradient_accumulation_with_weight_decay_equals_one_step_on_the_mean(ours):
-    """Keras' test_gradient_accumulation_with_weigth_decay: 3 accumulated micro-steps = 1 step on their mean."""
+    """Keras' test_gradient_accumulation_with_weigth_decay: 3 accumulated micro-steps = 1 step on their mean,
+    over 2 cycles (the second starts from the reset accumulators). Two, not Keras' four: on JAX each eager
+    accumulating apply takes about 0.7 s (Keras' own optimizer 0.8 s: its ``ops.cond`` compiles each call)."""
     one, acc = ours(weight_decay=0.05), ours(weight_decay=0.05, gradient_accumulation_steps=3)
     a, b = _variables(), None
     b = [keras.Variable(v.numpy()) for v in a]
-    for _ in range(4):
+    for _ in range(2):
         micro = [_grads(a) for _ in range(3)]
         one.apply([keras.ops.mean(keras.ops.stack(gs), axis=0) for gs in zip(*micro, strict=True)], a)
         for gs in micro:
             acc.apply(gs, b)
     for x, y in zip(a, b, strict=True):
-        # (g1 + g2 + g3) / 3 summed in another order: float32 rounding of the mean, carried 4 steps
+        # (g1 + g2 + g3) / 3 summed in another order: float32 rounding of the mean, carried 2 steps
         np.testing.assert_allclose(y.numpy(), x.numpy(), rtol=1e-5, atol=1e-5)
-    assert int(keras.ops.convert_to_numpy(acc.iterations)) == 4 and int(acc._iterations.numpy()) == 12
+    assert int(keras.ops.convert_to_numpy(acc.iterations)) == 2 and int(acc._iterations.numpy()) == 6
 
 
 @pytest.mark.parametrize("ours", [p[1] for p in PAIRS], ids=IDS)
