@@ -4,7 +4,10 @@ One ``python -m pytest -q`` process per backend (``KERAS_BACKEND=tensorflow``, `
 to ``--jobs`` at a time (default: the number of CPUs, at most 3; a suite process keeps about one core
 busy). Each run's output goes to ``<log-dir>/<backend>.log``; at the end every backend's summary line
 and wall time is printed, and the exit code is non-zero when any run failed or ran no test. The
-TensorFlow run starts first: it is the longest.
+TensorFlow run starts first: it is the longest. The backend-independent tests (the spec, the packaging,
+the conformance table's PyTorch, optax and printed-spec columns: tests/conftest.py) run once, in the
+PyTorch run when it is among those run (the shortest: ``KERAS_OPTREG_ONCE_BACKEND=torch``), else in the
+first backend's.
 """
 
 from __future__ import annotations
@@ -41,12 +44,13 @@ def main(argv=None):
         parser.error(f"--jobs must be >= 1. Received: {args.jobs}")
     log_dir = pathlib.Path(args.log_dir or tempfile.mkdtemp(prefix="keras_optreg_tests_"))
     log_dir.mkdir(parents=True, exist_ok=True)
+    once = "torch" if "torch" in backends else backends[0]
     pending, running, done = list(backends), {}, {}
     while pending or running:
         while pending and len(running) < args.jobs:
             backend = pending.pop(0)
             log = log_dir / f"{backend}.log"
-            env = {**os.environ, "KERAS_BACKEND": backend}
+            env = {**os.environ, "KERAS_BACKEND": backend, "KERAS_OPTREG_ONCE_BACKEND": once}
             with log.open("w") as out:
                 proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", *pytest_args], env=env,
                                         stdout=out, stderr=subprocess.STDOUT)

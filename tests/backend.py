@@ -10,6 +10,7 @@ that reason, and README's "TensorFlow only" list is the list of those reasons.
 from __future__ import annotations
 
 import contextlib
+import os
 
 import keras
 import numpy as np
@@ -18,6 +19,12 @@ BACKEND = keras.backend.backend()
 TENSORFLOW = BACKEND == "tensorflow"
 JAX = BACKEND == "jax"
 TORCH = BACKEND == "torch"
+#: the run that runs the backend-independent tests (tests/conftest.py): TensorFlow's, unless
+#: KERAS_OPTREG_ONCE_BACKEND names another backend (tests/all_backends.py names its shortest run's)
+ONCE_BACKEND = os.environ.get("KERAS_OPTREG_ONCE_BACKEND", "tensorflow")
+if ONCE_BACKEND not in ("tensorflow", "jax", "torch"):
+    raise ValueError(f"KERAS_OPTREG_ONCE_BACKEND must be tensorflow, jax or torch. Received: {ONCE_BACKEND!r}")
+ONCE = BACKEND == ONCE_BACKEND
 #: ``model.compile(jit_compile=...)`` for a compiled fit: XLA on TensorFlow, ``jax.jit`` on JAX; on PyTorch
 #: False, its trainer's default (``jit_compile=True`` there is ``torch.compile``: measured 90-380 s for one
 #: small model's fit on this 2-core CPU)

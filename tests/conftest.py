@@ -36,34 +36,45 @@ pytest_plugins = ("pytester", "keras_optreg.conformance.pytest_plugin")
 
 TENSORFLOW_ONLY = "tensorflow_only"
 #: a test whose subject does not depend on the Keras backend (e.g. the conformance table's PyTorch, optax and
-#: printed-spec columns): it runs once, in the TensorFlow run
+#: printed-spec columns): it runs once, in the run of tests.backend.ONCE_BACKEND (TensorFlow's unless
+#: KERAS_OPTREG_ONCE_BACKEND names another: tests/all_backends.py gives them to the PyTorch run, its shortest)
 BACKEND_INDEPENDENT = "backend_independent"
-#: test files whose subject does not depend on the Keras backend: they run once, in the TensorFlow run
+#: test files whose subject does not depend on the Keras backend: they run once, in the ONCE_BACKEND run
 ONCE = {"test_spec_*.py": "the spec (NumPy only) and its coverage plugin",
-        "test_packaging.py": "the sdist and wheel (built and installed once)",
-        "test_examples.py": "the example scripts (run once, on the default backend)"}
+        "test_packaging.py": "the sdist and wheel (built and installed once)"}
+#: test files that run in the TensorFlow run only: the example scripts (their training loops are tf.function)
+TENSORFLOW_FILES = {"test_examples.py": "the example scripts (their loops are tf.function, run once)"}
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", f"{TENSORFLOW_ONLY}(reason): TensorFlow-only machinery; skipped, with the "
                                        "reason, on the JAX and PyTorch backends (README lists the reasons)")
     config.addinivalue_line("markers", f"{BACKEND_INDEPENDENT}(reason): the subject does not depend on the Keras "
-                                       "backend; runs in the TensorFlow run only")
+                                       "backend; runs in one run only (ONCE_BACKEND's)")
 
 
 def pytest_collection_modifyitems(config, items):
     import keras
     import pytest
 
-    if keras.backend.backend() == "tensorflow":
-        return
+    from tests.backend import ONCE_BACKEND
+
+    backend = keras.backend.backend()
     for item in items:
         once = next((why for pattern, why in ONCE.items() if item.path.match(pattern)), None)
         mark = item.get_closest_marker(BACKEND_INDEPENDENT)
         if once is None and mark is not None:
             once = mark.args[0] if mark.args else mark.kwargs.get("reason", "")
         if once is not None:
-            item.add_marker(pytest.mark.skip(reason=f"backend-independent: {once}, tested in the TensorFlow run"))
+            if backend != ONCE_BACKEND:
+                item.add_marker(pytest.mark.skip(reason=f"backend-independent: {once}, tested in the {ONCE_BACKEND} "
+                                                        "run"))
+            continue
+        if backend == "tensorflow":
+            continue
+        why = next((why for pattern, why in TENSORFLOW_FILES.items() if item.path.match(pattern)), None)
+        if why is not None:
+            item.add_marker(pytest.mark.skip(reason=f"TensorFlow only: {why}"))
             continue
         mark = item.get_closest_marker(TENSORFLOW_ONLY)
         if mark is not None:

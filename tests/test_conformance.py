@@ -23,14 +23,14 @@ from keras_optreg.conformance import conventions as K
 from keras_optreg.conformance import engine as E
 from keras_optreg.conformance import optimizers as O
 from keras_optreg.conformance import report
-from tests.backend import BACKEND, TENSORFLOW
+from tests.backend import BACKEND, ONCE
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 N = 15  # Hypothesis examples per cell: a failing example shrinks to the same counterexample
 #: the columns whose cells run on the Keras backend; the printed spec (NumPy), PyTorch and optax columns are the
-#: same on every backend and are checked in the TensorFlow run (tests/conftest.py BACKEND_INDEPENDENT)
-COLUMNS = None if TENSORFLOW else ("keras_optreg", "keras")
+#: same on every backend and are checked in one run (tests/conftest.py BACKEND_INDEPENDENT, tests.backend.ONCE)
+COLUMNS = None if ONCE else ("keras_optreg", "keras")
 OTHER_FRAMEWORKS = pytest.mark.backend_independent("the conformance table's printed-spec, PyTorch and optax columns")
 
 
