@@ -134,6 +134,15 @@ def _ours():
     return record
 
 
+def _assert_same_draw(name, key, got, want, msg):
+    """Bit for bit, except a rotated image: it goes through cos, sin and bilinear weights, whose float32
+    roundings may differ by an ulp between backends (the angles, compared bit for bit, are the draws)."""
+    if name == "random_rotation" and key == "y":
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5, err_msg=msg)
+    else:
+        np.testing.assert_array_equal(got, want, err_msg=msg)
+
+
 def _directory(others, backend):
     if others[backend] is None:
         pytest.skip(f"the {backend} backend is not installed ({PACKAGES[backend]}: pip install it to compare)")
@@ -148,12 +157,8 @@ def test_dropout_input_noise_random_crop_random_flip_random_rotation_draw_the_sa
     ours = _ours()
     assert sorted(k for k in theirs.files if "/loaded/" not in k) == sorted(ours)
     for key, value in ours.items():
-        if key.startswith("random_rotation/") and key.endswith("/y"):
-            # the image goes through cos, sin and bilinear weights, whose float32 roundings may differ by an ulp
-            # between backends; the angles (compared bit for bit) are the draws
-            np.testing.assert_allclose(theirs[key], value, rtol=0, atol=1e-5, err_msg=f"{other}: {key}")
-        else:
-            np.testing.assert_array_equal(theirs[key], value, err_msg=f"{other}: {key}")
+        name, _, kind = key.split("/")
+        _assert_same_draw(name, kind, theirs[key], value, f"{other}: {key}")
     # the draws are not degenerate: masks mix, noise varies, calls differ
     assert 0 < ours["dropout/0/y"].mean() < 1 and not np.array_equal(ours["dropout/0/y"], ours["dropout/1/y"])
     assert not np.array_equal(ours["random_rotation/0/angles"], ours["random_rotation/1/angles"])
@@ -161,9 +166,12 @@ def test_dropout_input_noise_random_crop_random_flip_random_rotation_draw_the_sa
 
 @pytest.mark.parametrize("other", OTHERS)
 @pytest.mark.spec("dropout", "input_noise", "random_crop", "random_flip", "random_rotation")
-def test_dropout_input_noise_random_crop_random_flip_random_rotation_files_from_another_backend_continue_the_stream(
+def test_dropout_input_noise_random_crop_random_flip_random_rotation_files_continue_the_stream_both_ways(
         others, other):
+    """The other backend's files reloaded here, and this backend's reloaded there (its worker's record): each
+    layer's state is (seed, 2), in this backend's seed dtype here, and its next call draws this backend's call 2."""
     directory = _directory(others, other)
+    theirs = np.load(directory / "draws.npz")
     ours = _ours()
     for name, (make, x) in LAYERS.items():
         model = keras.models.load_model(directory / f"{name}.keras")
@@ -173,29 +181,9 @@ def test_dropout_input_noise_random_crop_random_flip_random_rotation_files_from_
         np.testing.assert_array_equal(state, [make().seed, 2], err_msg=f"{other} -> {BACKEND}: {name} rng_state")
         assert layer.rng_state.dtype == make().rng_state.dtype  # loaded into this backend's seed dtype
         for key, value in _draw(name, layer, x).items():
-            want = ours[f"{name}/2/{key}"]
-            if name == "random_rotation" and key == "y":
-                np.testing.assert_allclose(value, want, rtol=0, atol=1e-5, err_msg=f"{other} -> {BACKEND}: {name}")
-            else:
-                np.testing.assert_array_equal(value, want, err_msg=f"{other} -> {BACKEND}: {name} {key}")
-
-
-@pytest.mark.parametrize("other", OTHERS)
-@pytest.mark.spec("dropout", "input_noise", "random_crop", "random_flip", "random_rotation")
-def test_dropout_input_noise_random_crop_random_flip_random_rotation_files_from_this_backend_continue_on_another(
-        others, other):
-    theirs = np.load(_directory(others, other) / "draws.npz")
-    ours = _ours()
-    for name, (make, _) in LAYERS.items():
+            _assert_same_draw(name, key, value, ours[f"{name}/2/{key}"], f"{other} -> {BACKEND}: {name} {key}")
         np.testing.assert_array_equal(theirs[f"{name}/loaded/state"], [make().seed, 2],
                                       err_msg=f"{BACKEND} -> {other}: {name} rng_state")
-        for key in _draw_keys(name):
-            got, want = theirs[f"{name}/loaded/{key}"], ours[f"{name}/2/{key}"]
-            if name == "random_rotation" and key == "y":
-                np.testing.assert_allclose(got, want, rtol=0, atol=1e-5, err_msg=f"{BACKEND} -> {other}: {name}")
-            else:
-                np.testing.assert_array_equal(got, want, err_msg=f"{BACKEND} -> {other}: {name} {key}")
-
-
-def _draw_keys(name):
-    return ("angles", "y") if name == "random_rotation" else ("y",)
+        for key in ("angles", "y") if name == "random_rotation" else ("y",):
+            _assert_same_draw(name, key, theirs[f"{name}/loaded/{key}"], ours[f"{name}/2/{key}"],
+                              f"{BACKEND} -> {other}: {name} {key}")
