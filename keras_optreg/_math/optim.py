@@ -143,9 +143,6 @@ def adam(g, s, r, t, lr, rho1, rho2, delta):
     return step * s / (ops.sqrt(r) + delta * root), s, r
 
 
-
-
-
 def amsgrad(g, s, r, r_max, t, lr, rho1, rho2, delta):
     r"""AMSGrad (Reddi et al. 2018, Alg. 2) in the form Keras and PyTorch use: ``adam`` with the running maximum
     :math:`\tilde r \leftarrow \max(\tilde r, r)` of the (uncorrected) second moment in the denominator.
