@@ -20,7 +20,6 @@ def as_float64(x):
     return np.asarray(x, dtype=np.float64)
 
 
-
 def compare(got, expected, rtol, atol):
     """(ok, normwise relative error, index of the worst element, max |diff| / allowed) of ``got`` against ``expected``.
 

@@ -91,7 +91,6 @@ def test_bench_layers():
     run()
 
 
-
 def _cnn(lib, rotation):
     aug = [lib.RandomFlip(seed=0) if lib is L else keras.layers.RandomFlip("horizontal", seed=0)]
     if rotation:

@@ -117,8 +117,6 @@ def moving_runner(factory):
     return run
 
 
-
-
 def spec(kind):
     """The Check fields of row ``kind`` ("batchnorm" or "batchnorm_moving") but its column, component and run."""
     if kind == "batchnorm":

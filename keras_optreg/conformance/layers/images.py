@@ -55,7 +55,6 @@ def flip_reference(axis=2):
     return ref
 
 
-
 CROP_SHAPES = ((64, 8, 8, 1), (32, 9, 7, 2), (16, 16, 16, 3))
 
 
@@ -116,7 +115,6 @@ def crop_one_window_per_batch(example, got):
     return np.concatenate([want.ravel(), [got[-1]]])  # one draw per batch: no per-image count to check
 
 
-
 ROTATION_SHAPES = ((2, 8, 8, 1), (3, 9, 7, 2), (2, 16, 16, 3))
 
 
@@ -165,7 +163,6 @@ def rotation_reference(example, got):
 
 def rotation_tolerance(example, expected):
     return 0.0, np.concatenate([np.full(len(expected) - 1, 1e-4), [0.0]])
-
 
 
 ROTATION_METHOD = "structural: output against the spec's rotation by the best-fitting angle (1e-4 absolute on pixels in [0, 1])"

@@ -113,7 +113,6 @@ def noise_tolerance(example, expected):
     return 0.0, np.array([6.0 + r, 6.0 + r * 4, 0.0])
 
 
-
 def spec(kind):
     """The Check fields of row ``kind`` ("dropout" or "input_noise") but its column, component and run."""
     if kind == "dropout":
