@@ -6,7 +6,7 @@ and PyTorch):
   ci        what CI runs on TensorFlow: derandomized, no database, no deadline, 100 examples per property;
   ci_other  what CI runs on JAX and PyTorch: the same, 10 examples per property. The properties are the
             same keras.ops code on every backend, searched with 100 examples on TensorFlow; the other
-            backends check that it computes the same there, in a CI budget of 20 minutes for all three;
+            backends check that it computes the same there, in the CI time of all three (README);
   thorough  1000 examples per property, for a long local run.
 Plugins: ``pytester`` (tests/test_spec_coverage.py runs the coverage plugin on suites of its own) and
 ``keras_optreg.conformance.pytest_plugin`` (the spec coverage table from ``@pytest.mark.spec`` markers).
@@ -40,8 +40,8 @@ TENSORFLOW_ONLY = "tensorflow_only"
 #: KERAS_OPTREG_ONCE_BACKEND names another: tests/all_backends.py gives them to the PyTorch run, its shortest)
 BACKEND_INDEPENDENT = "backend_independent"
 #: test files whose subject does not depend on the Keras backend: they run once, in the ONCE_BACKEND run
-ONCE = {"test_spec_*.py": "the spec (NumPy only) and its coverage plugin",
-        "test_packaging.py": "the sdist and wheel (built and installed once)"}
+ONCE_FILES = {"test_spec_*.py": "the spec (NumPy only) and its coverage plugin",
+              "test_packaging.py": "the sdist and wheel (built and installed once)"}
 #: test files that run in the TensorFlow run only: the example scripts (their training loops are tf.function)
 TENSORFLOW_FILES = {"test_examples.py": "the example scripts (their loops are tf.function, run once)"}
 
@@ -61,7 +61,7 @@ def pytest_collection_modifyitems(config, items):
 
     backend = keras.backend.backend()
     for item in items:
-        once = next((why for pattern, why in ONCE.items() if item.path.match(pattern)), None)
+        once = next((why for pattern, why in ONCE_FILES.items() if item.path.match(pattern)), None)
         mark = item.get_closest_marker(BACKEND_INDEPENDENT)
         if once is None and mark is not None:
             once = mark.args[0] if mark.args else mark.kwargs.get("reason", "")
