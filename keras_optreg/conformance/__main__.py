@@ -39,10 +39,9 @@ def main(argv=None):
     from keras_optreg.conformance import registry, report
 
     only = [s.strip() for s in args.only.split(",") if s.strip()]
-    columns = [s.strip() for s in args.columns.split(",") if s.strip()] or None
     try:
         registry.select(only)
-        registry.check_columns(columns)
+        columns = registry.check_columns([s.strip() for s in args.columns.split(",") if s.strip()] or None)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -54,8 +53,8 @@ def main(argv=None):
     verdicts = registry.run(only=only, max_examples=args.max_examples, progress=progress, columns=columns)
     code = report.exit_code(verdicts)
     if args.format == "json":
-        print(report.as_json(verdicts, max_examples=args.max_examples, only=only,
-                             columns=list(registry.check_columns(columns)), exit_code=code))
+        print(report.as_json(verdicts, max_examples=args.max_examples, only=only, columns=list(columns),
+                             exit_code=code))
     else:
         print(report.markdown(verdicts))
     return code
