@@ -5,8 +5,10 @@
 results to the variable and its slots inside one ``tf.function(jit_compile=True)``. XLA fuses the
 rule into a single pass over memory (Adam: read g, theta, s, r; write theta, s, r), where
 TensorFlow's graph executor runs one kernel per operation and writes every intermediate to memory.
-Under an outer ``jit_compile=True`` function the kernel is inlined into the caller's cluster, so
-the arithmetic is the same code in eager, graph and XLA mode.
+Under an outer ``jit_compile=True`` function the kernel is not called (``available()`` is False there): the
+optimizer runs the same rule op by op and XLA compiles it into the caller's cluster, where the kernel would
+have been inlined anyway, without a Python trace per rule and shape; the arithmetic is the same code in
+eager, graph and XLA mode.
 
 Measured with ``tests/benchmarks/bench_optimizers.py`` (README): in graph mode the per-variable
 kernels also run concurrently on TensorFlow's inter-op threads, which is how a step uses both
@@ -23,6 +25,7 @@ the sum of the gradient's squares, computed in the same kernel (the optimizer's
 
 from __future__ import annotations
 
+import functools
 import math
 
 import keras
@@ -71,19 +74,84 @@ def _kernel(rule, shape, dtype, variable, slots, gradient, scalars, finite, with
 MIN_SIZE = C.FUSED_MIN_SIZE
 
 
+def _eigen_adam(variable, slots, gradient, scalars):
+    # Kingma & Ba Alg. 1 with the bias corrections folded as in M.adam: ResourceApplyAdam computes
+    # theta -= lr sqrt(1-b2^t)/(1-b1^t) * s / (sqrt(r) + eps) with s += (g - s)(1 - b1), r += (g^2 - r)(1 - b2);
+    # eps = delta sqrt(1-b2^t) makes it M.adam's update (Keras' epsilon-hat form is eps = delta).
+    t, lr, rho1, rho2, delta = scalars
+    rho1_t, rho2_t = tf.pow(rho1, t), tf.pow(rho2, t)
+    tf.raw_ops.ResourceApplyAdam(var=_handle(variable), m=_handle(slots[0]), v=_handle(slots[1]),
+                                 beta1_power=rho1_t, beta2_power=rho2_t, lr=lr, beta1=rho1, beta2=rho2,
+                                 epsilon=delta * tf.sqrt(1.0 - rho2_t), grad=gradient)
+
+
+def _eigen_momentum(nesterov):
+    def apply(variable, slots, gradient, scalars):
+        # v <- alpha v - lr g; theta <- theta + v (look-ahead: theta + alpha v - lr g): M.momentum's ops, in order
+        lr, alpha = scalars
+        tf.raw_ops.ResourceApplyKerasMomentum(var=_handle(variable), accum=_handle(slots[0]), lr=lr, grad=gradient,
+                                              momentum=alpha, use_nesterov=nesterov)
+    return apply
+
+
+def _eigen_sgd(variable, slots, gradient, scalars):
+    # theta <- theta - lr g (M.sgd: theta + (-lr) g, the same rounding)
+    tf.raw_ops.ResourceApplyGradientDescent(var=_handle(variable), alpha=scalars[0], delta=gradient)
+
+
+def _eigen_kernel(rule):
+    """TensorFlow's own training kernel for ``rule``, or None: Adam (not AMSGrad), momentum and Nesterov
+    momentum, plain SGD. An injected or any other rule (a ``_rule`` override) is not recognised."""
+    if rule is M.adam:
+        return _eigen_adam
+    if rule is M.sgd:
+        return _eigen_sgd
+    if rule is M.momentum:
+        return _eigen_momentum(False)
+    if (isinstance(rule, functools.partial) and rule.func is M.momentum and not rule.args
+            and rule.keywords == {"nesterov": True}):
+        return _eigen_momentum(True)
+    return None
+
+
+def _sum_of_squares_eager_graph(gradient):
+    # one TensorFlow kernel (no XLA compile): l2_loss = sum(g^2) / 2, doubled exactly
+    return tf.cast(2.0 * tf.nn.l2_loss(gradient), tf.float32)
+
+
+def in_xla():
+    """Whether the caller is being traced into an XLA computation (an outer ``jit_compile=True``)."""
+    if tf.executing_eagerly():
+        return False
+    from tensorflow.python.ops import control_flow_util  # TensorFlow's own test for XLA contexts
+
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
 def available(variable=None):
-    """The kernel applies on the TensorFlow backend outside ``tf.distribute`` strategies, to
-    variables of at least ``MIN_SIZE`` elements; otherwise (and under a strategy, whose per-replica
-    variables are not plain resources) the rule runs op by op in ``keras.ops``."""
-    if keras.backend.backend() != "tensorflow" or tf.distribute.has_strategy():
+    """The kernel applies on the TensorFlow backend outside ``tf.distribute`` strategies and outside an
+    outer XLA computation, to variables of at least ``MIN_SIZE`` elements; otherwise the rule runs op
+    by op in ``keras.ops``: under a strategy, whose per-replica variables are not plain resources, and
+    inside an outer ``jit_compile=True`` step, which compiles the same ops into its own cluster (the
+    kernel would be inlined there anyway; calling it would only add one Python trace per rule and shape
+    to the first step: issue 17's first-step tax)."""
+    if keras.backend.backend() != "tensorflow" or tf.distribute.has_strategy() or in_xla():
         return False
     return variable is None or math.prod(d or 0 for d in tuple(variable.shape)) >= MIN_SIZE
 
 
 def apply(rule, variable, slots, gradient, scalars, finite=None, with_norm=False):
-    """Run ``rule`` on ``gradient`` and write ``variable`` and ``slots`` in one XLA kernel; returns
-    ``_math.optim.sum_of_squares(gradient)`` when ``with_norm``, else None."""
+    """Run ``rule`` on ``gradient`` and write ``variable`` and ``slots`` in one kernel; returns the sum of
+    the gradient's squares (float32) when ``with_norm``, else None.
+
+    The kernel is TensorFlow's own training kernel where one computes ``rule`` (``_eigen_kernel``; the
+    step ``finite is None`` on a float32/float64 variable): no compilation, vectorised and threaded by
+    Eigen; otherwise ``rule`` compiled by XLA (``_kernel``)."""
     gradient = tf.convert_to_tensor(gradient)
+    eigen = _eigen_kernel(rule) if finite is None and gradient.dtype == tf.as_dtype(variable.dtype) else None
+    if eigen is not None:
+        eigen(variable, slots, gradient, scalars)
+        return _sum_of_squares_eager_graph(gradient) if with_norm else None
     return _kernel(rule, tuple(gradient.shape), tf.as_dtype(variable.dtype), _handle(variable),
                    tuple(_handle(s) for s in slots), gradient, tuple(scalars), finite, with_norm)
 

@@ -379,18 +379,92 @@ def test_fused_kernel_traces_once_per_rule_and_shape_not_per_variable():
 
     shape = (4, 1111)  # a shape no other test uses, above _fused.MIN_SIZE
     grads = [tf.ones(shape)] * 3
-    keras_optreg.Adam().apply(grads, [keras.Variable(tf.zeros(shape)) for _ in range(3)])
+    # RMSprop: no TensorFlow training kernel computes its rule (_fused._eigen_kernel), so it takes the XLA kernel
+    keras_optreg.RMSprop().apply(grads, [keras.Variable(tf.zeros(shape)) for _ in range(3)])
     traced = _fused._kernel.experimental_get_tracing_count()
     for _ in range(2):  # new optimizers, new variables of the same shape: no new trace
-        opt = keras_optreg.Adam(learning_rate=0.5)
+        opt = keras_optreg.RMSprop(learning_rate=0.5)
         vs = [keras.Variable(tf.zeros(shape)) for _ in range(3)]
         opt.apply(grads, vs)
         _graph_apply(opt, grads, vs)
     assert _fused._kernel.experimental_get_tracing_count() == traced
-    keras_optreg.Adam().apply([tf.ones((5, 1111))], [keras.Variable(tf.zeros((5, 1111)))])
+    keras_optreg.RMSprop().apply([tf.ones((5, 1111))], [keras.Variable(tf.zeros((5, 1111)))])
     assert _fused._kernel.experimental_get_tracing_count() == traced + 1
-    keras_optreg.Adam().apply([tf.ones((5, 11))], [keras.Variable(tf.zeros((5, 11)))])  # below MIN_SIZE
+    keras_optreg.RMSprop().apply([tf.ones((5, 11))], [keras.Variable(tf.zeros((5, 11)))])  # below MIN_SIZE
     assert _fused._kernel.experimental_get_tracing_count() == traced + 1
+
+
+def _op_types(fn):
+    return {op.type for op in fn.get_concrete_function().graph.get_operations()}
+
+
+def _xla_kernel_calls(fn):
+    """How many calls of the XLA kernel (_fused._kernel, a function call op) the graph of ``fn`` holds."""
+    graph = fn.get_concrete_function().graph
+    return sum(1 for op in graph.get_operations() if op.type in ("StatefulPartitionedCall", "PartitionedCall"))
+
+
+@pytest.mark.tensorflow_only("TensorFlow's training kernels (tf.raw_ops.ResourceApplyAdam, ...) and its graphs")
+@pytest.mark.parametrize("make, kernel", [
+    (lambda **k: keras_optreg.Adam(0.01, **k), "ResourceApplyAdam"),
+    (lambda **k: keras_optreg.SGD(0.05, momentum=0.9, **k), "ResourceApplyKerasMomentum"),
+    (lambda **k: keras_optreg.SGD(0.05, momentum=0.9, nesterov=True, **k), "ResourceApplyKerasMomentum"),
+    (lambda **k: keras_optreg.SGD(0.05, **k), "ResourceApplyGradientDescent")],
+    ids=["adam", "momentum", "nesterov", "sgd"])
+def test_training_kernel_where_tensorflow_has_one_for_the_rule(make, kernel):
+    """Outside XLA, a variable above _fused.MIN_SIZE whose rule TensorFlow's own training kernel computes takes
+    that kernel (no XLA compile: the first-step tax of issue 17); with nonfinite="skip" (the step may keep
+    every value) and for a float16 variable (float32 slots) the rule's XLA kernel; an outer jit_compile=True
+    step neither (the rule compiles into its cluster). Values: test_fused_kernel_equals_the_op_by_op_path_*."""
+    import tensorflow as tf
+
+    shape = (64, 80)
+    grads = [tf.ones(shape)]
+
+    def graph(opt, dtype="float32", jit_compile=False):
+        vs = [keras.Variable(tf.zeros(shape, dtype))]
+        opt.build(vs)
+        return tf.function(lambda: opt.apply([tf.cast(g, dtype) for g in grads], vs), jit_compile=jit_compile)
+
+    assert kernel in _op_types(graph(make()))
+    assert _xla_kernel_calls(graph(make())) == 0
+    for fn in (graph(make(nonfinite="skip")), graph(make(), "float16")):
+        assert kernel not in _op_types(fn)
+        assert _xla_kernel_calls(fn) >= 1
+    xla = graph(make(), jit_compile=True)
+    assert kernel not in _op_types(xla) and _xla_kernel_calls(xla) == 0
+
+
+@pytest.mark.tensorflow_only("the per-variable fused XLA kernel (keras_optreg/_fused.py) is TensorFlow's; JAX "
+                             "and PyTorch run the same rule in keras.ops inside their own compiled step")
+@pytest.mark.parametrize("make", MAKERS, ids=IDS)
+def test_an_outer_xla_step_compiles_the_rule_without_tracing_the_fused_kernel(make):
+    """Inside tf.function(jit_compile=True) the rule runs op by op, compiled into the caller's cluster: no
+    trace of _fused._kernel per shape (issue 17's first-step tax), and the trajectory is the graph-mode one
+    (test_fused_kernel_equals_the_op_by_op_path_under_a_strategy's tolerance: ~2 ulp a step)."""
+    import tensorflow as tf
+
+    from keras_optreg import _fused
+
+    traced = _fused._kernel.experimental_get_tracing_count()
+    runs = {}
+    for jit_compile in (True, False):
+        opt, vs = make(), [keras.Variable(x) for x in BIG]
+        opt.build(vs)
+
+        def apply(grads, opt=opt, vs=vs):
+            opt.apply(grads, vs)
+
+        step = tf.function(lambda grads: apply(grads), jit_compile=jit_compile)
+        for k in range(8):
+            step([tf.constant(g) for g in BIG_GRADS[k]])
+        if jit_compile:
+            assert _fused._kernel.experimental_get_tracing_count() == traced
+        runs[jit_compile] = [v.numpy() for v in vs]
+    for a, b in zip(runs[True], runs[False], strict=True):
+        atol = 8 * 2 * np.finfo(np.float32).eps * max(np.abs(a).max(), np.abs(b).max())
+        np.testing.assert_allclose(a, b, rtol=0, atol=atol)
+    assert np.abs(runs[True][0] - BIG[0]).max() > 1e3 * 8 * 2 * np.finfo(np.float32).eps
 
 
 @pytest.mark.tensorflow_only("sparse gradients (tf.IndexedSlices) are TensorFlow's: Embedding's gradient is dense "

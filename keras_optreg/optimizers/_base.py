@@ -282,7 +282,7 @@ class _Optimizer(keras.optimizers.Optimizer):
                 ops.cond(ops.isfinite(total), lambda: ops.convert_to_tensor(True), lambda: _all_finite(grads)),
                 _usable(learning_rate))
             self.skipped_steps.assign_add(ops.where(finite, 0, 1))
-        if _fused_available():  # TensorFlow outside a strategy: a fused step may sum its gradient's squares
+        if _fused_available():  # TensorFlow outside a strategy and XLA: a fused step may sum its gradient's squares
             squares = [self._step(v, g, learning_rate, finite, record) for g, v in zip(grads, variables, strict=True)]
             if record:
                 self._gradient_norm.variable.assign(ops.sqrt(ops.sum(ops.stack(squares))))
@@ -324,9 +324,10 @@ class _Optimizer(keras.optimizers.Optimizer):
         ``_checks.compute_dtype``; returns the float32 sum of the gradient's squares when ``with_norm``.
 
         ``finite``: None (apply) or a boolean scalar (False: every variable and slot keeps its value,
-        ``nonfinite="skip"``). Outside a distribution strategy, one XLA kernel per variable of at least
-        ``_fused.MIN_SIZE`` elements (``keras_optreg._fused``); smaller variables, and every variable
-        under a strategy, op by op. The same arithmetic either way.
+        ``nonfinite="skip"``). Outside a distribution strategy and an outer XLA step, one XLA kernel per
+        variable of at least ``_fused.MIN_SIZE`` elements (``keras_optreg._fused``); smaller variables, every
+        variable under a strategy, and every variable inside a ``jit_compile=True`` step (which compiles the
+        ops into its own cluster), op by op. The same arithmetic either way.
         """
         rule, slots, scalars = self._rule(variable, learning_rate)
         dtype = C.storage_dtype(variable.dtype)

@@ -25,13 +25,8 @@ def multi_replica():
     return tf.distribute.get_strategy().num_replicas_in_sync > 1
 
 
-def in_xla():
-    """Whether the step is being traced into an XLA computation (``jit_compile=True``)."""
-    if tf.executing_eagerly():
-        return False
-    from tensorflow.python.ops import control_flow_util  # TensorFlow's own test for XLA contexts
-
-    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+#: whether the step is being traced into an XLA computation (``jit_compile=True``)
+in_xla = _fused.in_xla
 
 
 def is_sparse(g):
