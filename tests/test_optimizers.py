@@ -114,6 +114,20 @@ def test_adam_weight_decay_is_decoupled_adamw(data):
     check_trajectory("adamw", "adamw", data)
 
 
+@pytest.mark.spec("eq18")
+@pytest.mark.parametrize("beta_2", [2.0 ** -23, 0.999])
+@pytest.mark.parametrize("size", [1, 4096], ids=["small", "fused_size"])
+def test_adam_with_a_tiny_beta_keeps_the_spec_precision(beta_2, size):
+    """Hypothesis' example (CI, issue 17): beta_2 = 2^-23, a gradient then 0. TensorFlow's ResourceApplyAdam
+    updates r + (g^2 - r)(1 - beta_2), which cancels there (2e-4 relative off the spec); M.adam's
+    beta_2 r + (1 - beta_2) g^2 does not. keras_optreg takes that kernel only for betas >= 1/2
+    (keras_optreg._fused.ADAM_MIN_BETA), so both sizes, both betas, match the spec within its tolerance."""
+    hp = {"learning_rate": 1.0, "beta_1": 0.5, "beta_2": beta_2, "epsilon": 0.001}
+    theta0 = np.zeros(size, np.float32)
+    grads = np.asarray([np.full(size, 0.01171875), np.zeros(size)], np.float32)
+    check_trajectory("adam", "eq18", (hp, theta0, grads))
+
+
 @st.composite
 def _low_and_double(draw, kind):
     dtype = draw(st.sampled_from(LOW_AND_DOUBLE))

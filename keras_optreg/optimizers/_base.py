@@ -282,7 +282,7 @@ class _Optimizer(keras.optimizers.Optimizer):
                 ops.cond(ops.isfinite(total), lambda: ops.convert_to_tensor(True), lambda: _all_finite(grads)),
                 _usable(learning_rate))
             self.skipped_steps.assign_add(ops.where(finite, 0, 1))
-        if _fused_available():  # TensorFlow outside a strategy and XLA: a fused step may sum its gradient's squares
+        if _fused_available():  # TensorFlow outside a strategy: a fused step may sum its gradient's squares
             squares = [self._step(v, g, learning_rate, finite, record) for g, v in zip(grads, variables, strict=True)]
             if record:
                 self._gradient_norm.variable.assign(ops.sqrt(ops.sum(ops.stack(squares))))
@@ -324,16 +324,21 @@ class _Optimizer(keras.optimizers.Optimizer):
         ``_checks.compute_dtype``; returns the float32 sum of the gradient's squares when ``with_norm``.
 
         ``finite``: None (apply) or a boolean scalar (False: every variable and slot keeps its value,
-        ``nonfinite="skip"``). Outside a distribution strategy and an outer XLA step, one XLA kernel per
-        variable of at least ``_fused.MIN_SIZE`` elements (``keras_optreg._fused``); smaller variables, every
-        variable under a strategy, and every variable inside a ``jit_compile=True`` step (which compiles the
-        ops into its own cluster), op by op. The same arithmetic either way.
+        ``nonfinite="skip"``). On TensorFlow outside a distribution strategy: in eager and graph mode
+        TensorFlow's own training kernel where one computes the rule (``_fused.training_kernel``: Adam,
+        momentum, SGD; float32/float64, ``finite`` None), else one XLA kernel per variable of at least
+        ``_fused.MIN_SIZE`` elements (``keras_optreg._fused``); smaller variables, and every variable under
+        a strategy, op by op. The same update either way, rounded differently by about an ulp a step.
         """
-        rule, slots, scalars = self._rule(variable, learning_rate)
+        rule, slots, hyper = self._rule(variable, learning_rate)
         dtype = C.storage_dtype(variable.dtype)
         cdt = C.compute_dtype(dtype)
         gradient = ops.cast(gradient, cdt)
-        scalars = tuple(C.as_dtype(x, cdt) for x in scalars)
+        scalars = tuple(C.as_dtype(x, cdt) for x in hyper)
+        if _tensorflow():
+            kernel = _tf().fused.training_kernel(rule, hyper, variable, finite)
+            if kernel is not None:
+                return _tf().fused.apply_training_kernel(kernel, variable, slots, gradient, scalars, with_norm)
         if _fused_available(variable):
             return _tf().fused.apply(rule, variable, slots, gradient, scalars, finite, with_norm)
         update, *new_slots = rule(gradient, *slots, *scalars)
