@@ -54,7 +54,7 @@ def _model(name):
     return keras.Model(inp, out), (BATCH, tokens), "int32"
 
 
-def child(model_name, optimizer, mode, steps):
+def child(model_name, optimizer, mode, steps, untracked=False):
     """One measurement in this (fresh) process; returns a dict of seconds."""
     import keras
     import numpy as np
@@ -66,7 +66,8 @@ def child(model_name, optimizer, mode, steps):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 1000, size=shape).astype(dtype) if dtype == "int32" else rng.normal(size=shape).astype(dtype)
     y = rng.integers(0, 10, size=(BATCH,))
-    opt = keras_optreg.Adam(1e-3) if optimizer == "keras_optreg" else keras.optimizers.Adam(1e-3)
+    opt = (keras_optreg.Adam(1e-3, track_gradient_norm=not untracked) if optimizer == "keras_optreg"
+           else keras.optimizers.Adam(1e-3))
     model.compile(opt, keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=mode == "xla")
     t0 = time.perf_counter()
     model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
@@ -81,15 +82,15 @@ def child(model_name, optimizer, mode, steps):
             "distinct_shapes": len({tuple(v.shape) for v in model.trainable_variables})}
 
 
-def _run_child(model_name, optimizer, mode, steps):
+def _run_child(model_name, optimizer, mode, steps, untracked=False):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     cmd = [sys.executable, "-m", "tests.benchmarks.bench_first_step", "--child", model_name, optimizer, mode,
-           "--steps", str(steps)]
+           "--steps", str(steps)] + (["--untracked"] if untracked else [])
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-def bench(models=MODELS, modes=MODES, repeats=3, steps=10):
+def bench(models=MODELS, modes=MODES, repeats=3, steps=10, untracked=False):
     """{(model, mode, optimizer): [child results]}, the optimizers alternating process by process."""
     results = {}
     for model_name in models:
@@ -97,7 +98,7 @@ def bench(models=MODELS, modes=MODES, repeats=3, steps=10):
             for _ in range(repeats):
                 for optimizer in OPTIMIZERS:
                     results.setdefault((model_name, mode, optimizer), []).append(
-                        _run_child(model_name, optimizer, mode, steps))
+                        _run_child(model_name, optimizer, mode, steps, untracked))
     return results
 
 
@@ -130,8 +131,10 @@ if __name__ == "__main__":
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--untracked", action="store_true",
+                        help="keras_optreg.Adam(track_gradient_norm=False): the first-step cost of the norm")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(*args.child, steps=args.steps)))
+        print(json.dumps(child(*args.child, steps=args.steps, untracked=args.untracked)))
     else:
-        print(table(bench(args.models, args.modes, args.repeats, args.steps), args.repeats))
+        print(table(bench(args.models, args.modes, args.repeats, args.steps, args.untracked), args.repeats))
