@@ -7,8 +7,11 @@ builds its twin's weights layout (``optimizer.variables``: the same number, orde
 so a state saved from the twin loads), with these deviations: the lecture's rules (each class's
 docstring), ``skipped_steps`` (only with ``nonfinite="skip"``), float32 slots for
 float16/bfloat16 variables. On TensorFlow, outside a ``tf.distribute`` strategy, each variable
-of at least ``_fused.MIN_SIZE`` elements takes its step as one XLA kernel
-(``keras_optreg/_fused.py``), in eager and graph mode too; the arithmetic is the same rule.
+takes its step as one kernel (``keras_optreg/_fused.py``): in eager and graph mode TensorFlow's own
+training kernel where one computes the rule (Adam with betas >= 1/2, momentum, SGD; float32/float64,
+``nonfinite`` not ``"skip"``), else, from ``_fused.MIN_SIZE`` elements, one XLA kernel (also inlined
+into an outer ``jit_compile=True`` step). The same update as the rule, rounded differently by about
+an ulp a step.
 ``optimizer.gradient_norm`` holds the global norm of the gradient of the last step.
 
 Every gradient is checked against its variable in ``apply`` (one per variable, float, the
