@@ -32,7 +32,6 @@ the sum of the gradient's squares, computed in the same kernel (the optimizer's
 
 from __future__ import annotations
 
-import functools
 import math
 
 import keras
@@ -126,8 +125,7 @@ def _eigen_kernel(rule, scalars):
         return _eigen_sgd
     if rule is M.momentum:
         return _eigen_momentum(False)
-    if (isinstance(rule, functools.partial) and rule.func is M.momentum and not rule.args
-            and rule.keywords == {"nesterov": True}):
+    if rule is M.nesterov_momentum:
         return _eigen_momentum(True)
     return None
 
@@ -161,7 +159,7 @@ def training_kernel(rule, scalars, variable, finite=None):
     compiled once per shape), for a step that always applies (``finite is None``: ``nonfinite="skip"`` keeps
     the XLA kernel) on a float32/float64 variable (a 16-bit one has float32 slots), of any size: one kernel
     launch, no compilation (issue 17's first-step tax in eager and graph mode)."""
-    if (keras.backend.backend() != "tensorflow" or finite is not None or tf.distribute.has_strategy() or in_xla()
+    if (not available() or finite is not None or in_xla()
             or C.storage_dtype(variable.dtype) not in ("float32", "float64")):
         return None
     return _eigen_kernel(rule, scalars)

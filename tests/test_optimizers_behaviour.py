@@ -399,9 +399,11 @@ def _op_types(fn):
 
 
 def _xla_kernel_calls(fn):
-    """How many calls of the XLA kernel (_fused._kernel, a function call op) the graph of ``fn`` holds."""
+    """How many calls of the XLA kernel (_fused._kernel: a function call op of its traced function) the graph of
+    ``fn`` holds (not counting the skip mode's other compiled functions, sums_of_squares and all_finite)."""
     graph = fn.get_concrete_function().graph
-    return sum(1 for op in graph.get_operations() if op.type in ("StatefulPartitionedCall", "PartitionedCall"))
+    return sum(1 for op in graph.get_operations() if op.type in ("StatefulPartitionedCall", "PartitionedCall")
+               and op.get_attr("f").name.startswith("__inference__kernel_"))
 
 
 @pytest.mark.tensorflow_only("TensorFlow's training kernels (tf.raw_ops.ResourceApplyAdam, ...) and its graphs")

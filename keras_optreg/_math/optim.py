@@ -36,6 +36,11 @@ def momentum(g, v, lr, alpha, nesterov=False):
     return update, v
 
 
+#: ``momentum(..., nesterov=True)``, one object: ``SGD(nesterov=True)``'s rule, recognised by identity
+#: (``keras_optreg._fused`` gives it TensorFlow's training kernel)
+nesterov_momentum = functools.partial(momentum, nesterov=True)
+
+
 def adagrad(g, r, lr, delta):
     r"""GBC16 Alg. 8.4 (AdaGrad), :math:`r_0 = 0`, :math:`\delta` outside the square root.
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-
 import keras
 
 from keras_optreg import _validation as V
 from keras_optreg._math import optim as M
 from keras_optreg.optimizers._base import _Optimizer
-
-_NESTEROV = functools.partial(M.momentum, nesterov=True)
 
 COMMON_ARGS = """weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency,
             loss_scale_factor, gradient_accumulation_steps: Keras' base-class options, in its order and with its
@@ -79,7 +75,7 @@ class SGD(_Optimizer):
     def _rule(self, variable, learning_rate):
         if self.momentum > 0:
             v = self.momentums[self._get_variable_index(variable)]
-            return (_NESTEROV if self.nesterov else M.momentum), (v,), (learning_rate, self.momentum)
+            return (M.nesterov_momentum if self.nesterov else M.momentum), (v,), (learning_rate, self.momentum)
         return M.sgd, (), (learning_rate,)
 
     def get_config(self):
