@@ -135,6 +135,29 @@ def _sum_of_squares_eager_graph(gradient):
     return tf.cast(2.0 * tf.nn.l2_loss(gradient), tf.float32)
 
 
+#: under an outer XLA step, the float32 gradients of at most this many elements (512 KiB) have their squares summed
+#: together, in one ``_math.optim.sum_of_squares`` over their concatenation (``norm_pool``)
+POOL_MAX_SIZE = 2 ** 17
+
+
+def norm_pool(gradients):
+    """The indices of ``gradients`` whose squares an outer XLA step sums in one reduction for ``gradient_norm``:
+    under ``in_xla()``, the float32 gradients of a static size of at most ``POOL_MAX_SIZE`` elements, when there
+    are at least two; else none.
+
+    Why: XLA compiles a reduction per variable, one LLVM kernel each, about 7 ms apiece on this project's CPU, so
+    a model's many biases and normalisation scales made most of the norm's share of the first step's compile
+    (issue 17, the transformer of ``tests/benchmarks/bench_first_step.py``: 2.15-2.24 s against 1.85-1.89 s
+    untracked). Their concatenation copies at most ``POOL_MAX_SIZE`` elements per gradient; a larger one keeps
+    its sum inside its own kernel, where it reads the gradient the update reads anyway.
+    """
+    if not in_xla():
+        return frozenset()
+    pool = [i for i, g in enumerate(gradients)
+            if g.dtype == tf.float32 and g.shape.is_fully_defined() and g.shape.num_elements() <= POOL_MAX_SIZE]
+    return frozenset(pool) if len(pool) > 1 else frozenset()
+
+
 def in_xla():
     """Whether the caller is being traced into an XLA computation (an outer ``jit_compile=True``)."""
     if tf.executing_eagerly():

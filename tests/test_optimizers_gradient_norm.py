@@ -286,3 +286,30 @@ def test_sum_of_squares_equals_the_float64_sum_within_its_derived_bound(n, mode)
     g[-1] = 1e3
     np.testing.assert_allclose(float(numpy(f(ops.convert_to_tensor(g)))), float(np.sum(g.astype(np.float64) ** 2)),
                                rtol=bound)
+
+
+@pytest.mark.tensorflow_only("the fused kernels' norm under an outer XLA step (keras_optreg._fused) is TensorFlow's")
+def test_under_xla_small_gradients_are_summed_together_and_large_ones_in_their_kernels():
+    """Issue 17: under ``jit_compile=True`` the float32 gradients of at most ``_fused.POOL_MAX_SIZE`` elements have
+    their squares summed in one reduction (``_fused.norm_pool``); a larger one, and a float64 one, keep their own
+    sum. Each gradient is scaled to a comparable share of the norm, so one left out or counted twice moves the
+    norm by far more than the tolerance."""
+    import tensorflow as tf
+
+    shapes = [((3, 5), "float32"), ((64, 80), "float32"), ((5,), "float16"), ((2, 3), "float64"),
+              ((_fused.POOL_MAX_SIZE + 3,), "float32")]
+    variables = [keras.Variable(np.zeros(s, dt)) for s, dt in shapes]
+    grads = [(RNG.normal(size=s) / np.sqrt(np.prod(s))).astype(dt) for s, dt in shapes]
+    opt = keras_optreg.Adam(0.01)
+    step = tf.function(lambda gs: opt.apply(gs, variables), jit_compile=True)
+    step(_tensors(grads))
+    assert_norm(opt, grads)
+    shares = np.array([np.sum(np.asarray(g, np.float64) ** 2) for g in grads]) / norm64(grads) ** 2
+    assert shares.min() > 0.05  # each share moves the norm by > 2.5 %, against a tolerance of (n + 2) u < 1 %
+
+    pools = []
+    probe = tf.function(lambda gs: pools.append(_fused.norm_pool(gs)) or gs[0], jit_compile=True)
+    as_computed = [tf.cast(g, tf.float32) if g.dtype == np.float16 else tf.constant(g) for g in grads]
+    probe(as_computed)
+    assert pools == [frozenset({0, 1, 2})]  # float32 (a float16 gradient is computed in float32), at most the size
+    assert _fused.norm_pool(as_computed) == frozenset()  # outside XLA each kernel sums its own gradient's squares

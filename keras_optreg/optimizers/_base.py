@@ -283,8 +283,13 @@ class _Optimizer(keras.optimizers.Optimizer):
                 _usable(learning_rate))
             self.skipped_steps.assign_add(ops.where(finite, 0, 1))
         if _fused_available():  # TensorFlow outside a strategy: a fused step may sum its gradient's squares
-            squares = [self._step(v, g, learning_rate, finite, record) for g, v in zip(grads, variables, strict=True)]
+            pool = _tf().fused.norm_pool(grads) if record else frozenset()  # small ones, summed together under XLA
+            squares = [self._step(v, g, learning_rate, finite, record and i not in pool)
+                       for i, (g, v) in enumerate(zip(grads, variables, strict=True))]
             if record:
+                squares = [q for q in squares if q is not None]
+                if pool:
+                    squares.append(M.sum_of_squares(ops.concatenate([ops.reshape(grads[i], (-1,)) for i in sorted(pool)])))
                 self._gradient_norm.variable.assign(ops.sqrt(ops.sum(ops.stack(squares))))
             return
         if record:
