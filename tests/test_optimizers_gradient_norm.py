@@ -289,7 +289,8 @@ def test_sum_of_squares_equals_the_float64_sum_within_its_derived_bound(n, mode)
 
 
 @pytest.mark.tensorflow_only("the fused kernels' norm under an outer XLA step (keras_optreg._fused) is TensorFlow's")
-def test_under_xla_small_gradients_are_summed_together_and_large_ones_in_their_kernels():
+@pytest.mark.parametrize("nonfinite", ["propagate", "skip"])
+def test_under_xla_small_gradients_are_summed_together_and_large_ones_in_their_kernels(nonfinite):
     """Issue 17: under ``jit_compile=True`` the float32 gradients of at most ``_fused.POOL_MAX_SIZE`` elements have
     their squares summed in one reduction (``_fused.norm_pool``); a larger one, and a float64 one, keep their own
     sum. Each gradient is scaled to a comparable share of the norm, so one left out or counted twice moves the
@@ -300,7 +301,7 @@ def test_under_xla_small_gradients_are_summed_together_and_large_ones_in_their_k
               ((_fused.POOL_MAX_SIZE + 3,), "float32")]
     variables = [keras.Variable(np.zeros(s, dt)) for s, dt in shapes]
     grads = [(RNG.normal(size=s) / np.sqrt(np.prod(s))).astype(dt) for s, dt in shapes]
-    opt = keras_optreg.Adam(0.01)
+    opt = keras_optreg.Adam(0.01, nonfinite=nonfinite)
     step = tf.function(lambda gs: opt.apply(gs, variables), jit_compile=True)
     step(_tensors(grads))
     assert_norm(opt, grads)

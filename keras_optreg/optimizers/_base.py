@@ -65,6 +65,19 @@ def _sums_of_squares(gradients):
     return M.sums_of_squares(gradients)
 
 
+def _norm_pool(gradients):
+    """The indices of the gradients whose squares one reduction sums (``_fused.norm_pool``: under an outer XLA step
+    on TensorFlow), else none."""
+    return _tf().fused.norm_pool(gradients) if _fused_available() else frozenset()
+
+
+def _pooled(gradients, pool):
+    """``[sum of the squares of gradients[i] for i in pool]``, one blocked sum over their concatenation; [] if none."""
+    if not pool:
+        return []
+    return [M.sum_of_squares(ops.concatenate([ops.reshape(gradients[i], (-1,)) for i in sorted(pool)]))]
+
+
 def _all_finite(gradients):
     if _fused_available():
         return _tf().fused.all_finite(gradients)
@@ -272,7 +285,8 @@ class _Optimizer(keras.optimizers.Optimizer):
         if self.nonfinite == "raise":
             grads, learning_rate = self._raise_on_nonfinite(grads, variables, learning_rate)
         elif self.nonfinite == "skip":
-            squares = _sums_of_squares(grads)
+            pool = _norm_pool(grads)
+            squares = _sums_of_squares([g for i, g in enumerate(grads) if i not in pool]) + _pooled(grads, pool)
             total = ops.sum(ops.stack([ops.cast(q, "float32") for q in squares]))
             if record:
                 self._gradient_norm.variable.assign(ops.sqrt(total))
@@ -283,13 +297,11 @@ class _Optimizer(keras.optimizers.Optimizer):
                 _usable(learning_rate))
             self.skipped_steps.assign_add(ops.where(finite, 0, 1))
         if _fused_available():  # TensorFlow outside a strategy: a fused step may sum its gradient's squares
-            pool = _tf().fused.norm_pool(grads) if record else frozenset()  # small ones, summed together under XLA
+            pool = _norm_pool(grads) if record else frozenset()  # small ones, summed together under XLA
             squares = [self._step(v, g, learning_rate, finite, record and i not in pool)
                        for i, (g, v) in enumerate(zip(grads, variables, strict=True))]
             if record:
-                squares = [q for q in squares if q is not None]
-                if pool:
-                    squares.append(M.sum_of_squares(ops.concatenate([ops.reshape(grads[i], (-1,)) for i in sorted(pool)])))
+                squares = [q for q in squares if q is not None] + _pooled(grads, pool)
                 self._gradient_norm.variable.assign(ops.sqrt(ops.sum(ops.stack(squares))))
             return
         if record:
