@@ -26,8 +26,9 @@ computing dtype), the variable is read, updated in float32 and rounded once when
 ``finite`` is ``None`` (apply the update) or a boolean scalar: when false, every variable and
 slot keeps its value bit for bit (``nonfinite="skip"``). With ``with_norm`` the kernel also returns
 the sum of the gradient's squares, computed in the same kernel (the optimizer's
-``gradient_norm``). The kernel is traced once per rule, shape, dtype, ``finite is None`` and
-``with_norm``; scalars are tensors, so a new learning rate does not retrace.
+``gradient_norm``); under an outer XLA step the optimizer asks that only of gradients larger than
+``POOL_MAX_SIZE`` and sums the others' squares together (``norm_pool``). The kernel is traced once per rule, shape,
+dtype, ``finite is None`` and ``with_norm``; scalars are tensors, so a new learning rate does not retrace.
 """
 
 from __future__ import annotations
