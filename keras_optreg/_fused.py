@@ -26,8 +26,8 @@ computing dtype), the variable is read, updated in float32 and rounded once when
 ``finite`` is ``None`` (apply the update) or a boolean scalar: when false, every variable and
 slot keeps its value bit for bit (``nonfinite="skip"``). With ``with_norm`` the kernel also returns
 the sum of the gradient's squares, computed in the same kernel (the optimizer's
-``gradient_norm``); under an outer XLA step the optimizer asks that only of gradients larger than
-``POOL_MAX_SIZE`` and sums the others' squares together (``norm_pool``). The kernel is traced once per rule, shape,
+``gradient_norm``); under an outer XLA step the optimizer asks that only of gradients outside ``norm_pool`` (not
+float32, or of a dynamic size) and sums the others' squares together. The kernel is traced once per rule, shape,
 dtype, ``finite is None`` and ``with_norm``; scalars are tensors, so a new learning rate does not retrace.
 """
 
@@ -136,28 +136,21 @@ def _sum_of_squares_eager_graph(gradient):
     return tf.cast(2.0 * tf.nn.l2_loss(gradient), tf.float32)
 
 
-#: under an outer XLA step, the float32 gradients of at most this many elements (64 KiB) have their squares summed
-#: together, in one ``_math.optim.sum_of_squares`` over their concatenation (``norm_pool``). Not more: pooling
-#: up to 2^17 made Adam's XLA step on ten gradients of 1e5 elements 1.57 ms against 1.29 ms unpooled (Keras
-#: 1.21 ms), for no compile saved on the benchmark models beyond the spread (README, issue 17)
-POOL_MAX_SIZE = 2 ** 14
-
-
 def norm_pool(gradients):
-    """The indices of ``gradients`` whose squares an outer XLA step sums in one reduction for ``gradient_norm``:
-    under ``in_xla()``, the float32 gradients of a static size of at most ``POOL_MAX_SIZE`` elements, when there
-    are at least two; else none.
+    """The indices of ``gradients`` whose squares an outer XLA step sums in one ``_math.optim.pooled_sum_of_squares``
+    for ``gradient_norm``: under ``in_xla()``, the float32 gradients of a static size, when there are at least two;
+    else none (each kernel then sums its own gradient's squares).
 
-    Why: XLA compiles a reduction per variable, one LLVM kernel each, about 7 ms apiece on this project's CPU, so
-    a model's many biases and normalisation scales made most of the norm's share of the first step's compile
-    (issue 17, the transformer of ``tests/benchmarks/bench_first_step.py``: 2.15-2.24 s against 1.85-1.89 s
-    untracked). Their concatenation copies at most ``POOL_MAX_SIZE`` elements per gradient; a larger one keeps
-    its sum inside its own kernel, where it reads the gradient the update reads anyway.
+    Why: XLA on CPU compiles every reduction as its own LLVM kernel, so a sum of squares per variable made the
+    norm's share of the first step's compile (issue 17, ``tests/benchmarks/bench_first_step.py``). The pooled
+    sum reduces each large gradient to a sixteenth (one vectorised column reduction, which compiles faster than the
+    blocked sum's slices and runs as fast) and sums all of them in one blocked sum: Adam's XLA step on ResNet50's
+    214 gradients compiled in 4.3 s against 5.1 s with a sum in each kernel (Keras' 3.6 s), at the same step time
+    (README, issue 17).
     """
     if not in_xla():
         return frozenset()
-    pool = [i for i, g in enumerate(gradients)
-            if g.dtype == tf.float32 and g.shape.is_fully_defined() and g.shape.num_elements() <= POOL_MAX_SIZE]
+    pool = [i for i, g in enumerate(gradients) if g.dtype == tf.float32 and g.shape.is_fully_defined()]
     return frozenset(pool) if len(pool) > 1 else frozenset()
 
 

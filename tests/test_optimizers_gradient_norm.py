@@ -20,6 +20,7 @@ import pytest
 from keras import ops
 
 import keras_optreg
+from keras_optreg._math import optim as M
 from tests.backend import JAX, MODES, TENSORFLOW, TORCH, jit, stepper, value_and_grad
 
 U = 2.0 ** -24
@@ -274,8 +275,6 @@ def test_sum_of_squares_equals_the_float64_sum_within_its_derived_bound(n, mode)
     """``_math.optim.sum_of_squares`` (blocked pairwise summation): every term is positive, so each
     element's path of additions bounds the relative error (Higham 2002 sec. 4.2): L levels of 16 terms,
     a last sum of at most SUM_STOP + 16 L terms, plus the square: (16 L + SUM_STOP + 16 L + 1) u."""
-    from keras_optreg._math import optim as M
-
     g = RNG.normal(size=n).astype(np.float32)
     f = M.sum_of_squares if mode == "eager" else jit(M.sum_of_squares)
     levels = int(np.ceil(np.log(max(n / M.SUM_STOP, 1.0)) / np.log(M.SUM_BLOCK)))
@@ -288,19 +287,45 @@ def test_sum_of_squares_equals_the_float64_sum_within_its_derived_bound(n, mode)
                                rtol=bound)
 
 
+@pytest.mark.parametrize("sizes", [[3, 1], [5, 8192, 8193], [16 * 8192 + 5, 17, 300_007], [7] * 40 + [2 ** 17]],
+                         ids=["small", "at-the-stop", "leftovers", "many"])
+@pytest.mark.parametrize("mode", ["eager", "compiled"])
+def test_pooled_sum_of_squares_equals_the_float64_sum_within_its_derived_bound(sizes, mode):
+    """``_math.optim.pooled_sum_of_squares``: a tensor above SUM_STOP passes one level of 16 terms (its column sums)
+    before the blocked sum of the concatenation (N terms: L levels, a last sum of at most SUM_STOP + 16 L), so the
+    relative error is at most (16 + 32 L + SUM_STOP + 1) u (Higham 2002 sec. 4.2, every term positive)."""
+    tensors = [RNG.normal(size=n).astype(np.float32) for n in sizes]
+    tensors[-1] = tensors[-1].reshape(-1, 1) if sizes[-1] % 2 else tensors[-1].reshape(2, -1)  # any shape: flattened
+    f = M.pooled_sum_of_squares if mode == "eager" else jit(M.pooled_sum_of_squares)
+    pooled = sum(n if n <= M.SUM_STOP else n // M.SUM_BLOCK + n % M.SUM_BLOCK for n in sizes)
+    levels = int(np.ceil(np.log(max(pooled / M.SUM_STOP, 1.0)) / np.log(M.SUM_BLOCK)))
+    bound = (M.SUM_BLOCK + 32 * levels + M.SUM_STOP + 1) * U
+
+    def want(ts):
+        return float(sum(np.sum(t.astype(np.float64) ** 2) for t in ts))
+
+    np.testing.assert_allclose(float(numpy(f([ops.convert_to_tensor(t) for t in tensors]))), want(tensors), rtol=bound)
+    # every element counted once: a large tensor's first column or leftover (a small one's first or last element)
+    # left out would miss this
+    for t in tensors:
+        t.reshape(-1)[[0, -1]] = 1e3
+    np.testing.assert_allclose(float(numpy(f([ops.convert_to_tensor(t) for t in tensors]))), want(tensors), rtol=bound)
+
+
 @pytest.mark.tensorflow_only("the fused kernels' norm under an outer XLA step (keras_optreg._fused) is TensorFlow's")
 @pytest.mark.parametrize("nonfinite", ["propagate", "skip"])
-def test_under_xla_small_gradients_are_summed_together_and_large_ones_in_their_kernels(nonfinite):
-    """Issue 17: under ``jit_compile=True`` the float32 gradients of at most ``_fused.POOL_MAX_SIZE`` elements have
-    their squares summed in one reduction (``_fused.norm_pool``); a larger one, and a float64 one, keep their own
-    sum. Each gradient is scaled to a comparable share of the norm, so one left out or counted twice moves the
-    norm by far more than the tolerance."""
+def test_under_xla_float32_gradients_are_summed_together_and_others_in_their_kernels(nonfinite):
+    """Issue 17: under ``jit_compile=True`` the float32 gradients (of static sizes) have their squares summed in one
+    ``_math.optim.pooled_sum_of_squares`` (``_fused.norm_pool``): small ones whole, a large one by its column sums
+    and leftover; a float64 one keeps its own sum. Each gradient is scaled to a comparable share of the norm, so
+    one left out or counted twice moves the norm by far more than the tolerance."""
     import tensorflow as tf
 
     shapes = [((3, 5), "float32"), ((64, 80), "float32"), ((5,), "float16"), ((2, 3), "float64"),
-              ((_fused.POOL_MAX_SIZE + 3,), "float32")]
+              ((16 * M.SUM_STOP + 3,), "float32")]  # a large one, with a leftover after its 16 rows
     variables = [keras.Variable(np.zeros(s, dt)) for s, dt in shapes]
-    grads = [(RNG.normal(size=s) / np.sqrt(np.prod(s))).astype(dt) for s, dt in shapes]
+    rng = np.random.default_rng(17)
+    grads = [(lambda g: (g / np.linalg.norm(g)).astype(dt))(rng.normal(size=s)) for s, dt in shapes]  # norm 1 each
     opt = keras_optreg.Adam(0.01, nonfinite=nonfinite)
     step = tf.function(lambda gs: opt.apply(gs, variables), jit_compile=True)
     step(_tensors(grads))
@@ -312,5 +337,5 @@ def test_under_xla_small_gradients_are_summed_together_and_large_ones_in_their_k
     probe = tf.function(lambda gs: pools.append(_fused.norm_pool(gs)) or gs[0], jit_compile=True)
     as_computed = [tf.cast(g, tf.float32) if g.dtype == np.float16 else tf.constant(g) for g in grads]
     probe(as_computed)
-    assert pools == [frozenset({0, 1, 2})]  # float32 (a float16 gradient is computed in float32), at most the size
+    assert pools == [frozenset({0, 1, 2, 4})]  # float32 (a float16 gradient is computed in float32), any size
     assert _fused.norm_pool(as_computed) == frozenset()  # outside XLA each kernel sums its own gradient's squares

@@ -189,11 +189,15 @@ def sum_of_squares(g):
     elementwise loop at memory speed. A dynamic size sums directly.
     """
     wide = "float64" if ops.dtype(g) == "float64" else "float32"
-    x = ops.reshape(ops.cast(g, wide), (-1,))
+    return _blocked_sum(ops.reshape(ops.cast(g, wide), (-1,)), squared=False)
+
+
+def _blocked_sum(x, squared):
+    """``sum_of_squares``' blocked summation of the 1-D ``x`` (of ``x ** 2`` unless ``squared``)."""
     n = x.shape[0]
     if n is None or n <= SUM_STOP:
-        return ops.sum(ops.square(x))
-    total, squared = ops.zeros((), wide), False
+        return ops.sum(x if squared else ops.square(x))
+    total = ops.zeros((), ops.dtype(x))
     while n > SUM_STOP:
         m = n // SUM_BLOCK
         parts = [x[i * m:(i + 1) * m] for i in range(SUM_BLOCK)]
@@ -205,6 +209,35 @@ def sum_of_squares(g):
         x = functools.reduce(ops.add, parts)
         n, squared = m, True
     return total + ops.sum(x)
+
+
+def pooled_sum_of_squares(grads):
+    r""":math:`\sum_v \sum_i g_{v,i}^2` over the float32 tensors ``grads`` of static sizes, in one blocked sum.
+
+    A tensor of at most ``SUM_STOP`` elements enters with its squares; a larger one of :math:`n` elements
+    with the :math:`m = \lfloor n / 16 \rfloor` column sums of its first :math:`16 m` squares laid out as
+    16 rows of :math:`m` (row :math:`k` is the contiguous slice :math:`k`, as in ``sum_of_squares``' first
+    level) and its :math:`n - 16 m` leftover squares; the concatenation is summed as ``sum_of_squares``
+    sums the squares of a tensor. Each element so passes through one level of 16 terms more than the
+    concatenation's own levels, the bound of ``sum_of_squares`` with :math:`L` counted on the
+    concatenation, plus one. The same value as ``sum(sum_of_squares(g) for g in grads)`` up to
+    rounding. Why: under XLA on CPU every reduction is its own LLVM kernel, compiled once per
+    variable; the column sums are one reduction per tensor, a vectorised loop over its :math:`m`
+    outputs (issue 17: ResNet50's 214 gradient norms compiled in about 1 s against 3-4 s, and ran
+    as fast; README).
+    """
+    squares = []
+    for g in grads:
+        x = ops.reshape(g, (-1,))
+        n = x.shape[0]
+        if n <= SUM_STOP:
+            squares.append(ops.square(x))
+            continue
+        m = n // SUM_BLOCK
+        squares.append(ops.sum(ops.square(ops.reshape(x[:SUM_BLOCK * m], (SUM_BLOCK, m))), axis=0))
+        if n > SUM_BLOCK * m:
+            squares.append(ops.square(x[SUM_BLOCK * m:]))
+    return _blocked_sum(ops.concatenate(squares), squared=True)
 
 
 def sums_of_squares(grads):

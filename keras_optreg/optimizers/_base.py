@@ -72,10 +72,11 @@ def _norm_pool(gradients):
 
 
 def _pooled(gradients, pool):
-    """``[sum of the squares of gradients[i] for i in pool]``, one blocked sum over their concatenation; [] if none."""
+    """``[sum of the squares of gradients[i] for i in pool]`` in one blocked sum (``M.pooled_sum_of_squares``); [] if
+    none."""
     if not pool:
         return []
-    return [M.sum_of_squares(ops.concatenate([ops.reshape(gradients[i], (-1,)) for i in sorted(pool)]))]
+    return [M.pooled_sum_of_squares([gradients[i] for i in sorted(pool)])]
 
 
 def _all_finite(gradients):
@@ -297,7 +298,7 @@ class _Optimizer(keras.optimizers.Optimizer):
                 _usable(learning_rate))
             self.skipped_steps.assign_add(ops.where(finite, 0, 1))
         if _fused_available():  # TensorFlow outside a strategy: a fused step may sum its gradient's squares
-            pool = _norm_pool(grads) if record else frozenset()  # small ones, summed together under XLA
+            pool = _norm_pool(grads) if record else frozenset()  # float32 ones, summed together under XLA
             squares = [self._step(v, g, learning_rate, finite, record and i not in pool)
                        for i, (g, v) in enumerate(zip(grads, variables, strict=True))]
             if record:
