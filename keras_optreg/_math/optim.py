@@ -219,8 +219,8 @@ def pooled_sum_of_squares(grads):
     16 rows of :math:`m` (row :math:`k` is the contiguous slice :math:`k`, as in ``sum_of_squares``' first
     level) and its :math:`n - 16 m` leftover squares; the concatenation is summed as ``sum_of_squares``
     sums the squares of a tensor. Each element so passes through one level of 16 terms more than the
-    concatenation's own levels, the bound of ``sum_of_squares`` with :math:`L` counted on the
-    concatenation, plus one. The same value as ``sum(sum_of_squares(g) for g in grads)`` up to
+    concatenation's own levels: the bound of ``sum_of_squares`` with :math:`L` counted on the
+    concatenation, plus :math:`16 u`. The same value as ``sum(sum_of_squares(g) for g in grads)`` up to
     rounding. Why: under XLA on CPU every reduction is its own LLVM kernel, compiled once per
     variable; the column sums are one reduction per tensor, a vectorised loop over its :math:`m`
     outputs (issue 17: ResNet50's 214 gradient norms compiled in about 1 s against 3-4 s, and ran
